@@ -1,0 +1,231 @@
+// Package app wires berth's components together from a Config: the state
+// store, the object store, the artifact cache, the runtime, the router, the
+// control plane and the AWS protocol handlers on one listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/berth-io/berth/internal/artifacts"
+	"github.com/berth-io/berth/internal/awsapi"
+	rtapi "github.com/berth-io/berth/internal/awsapi/runtime"
+	s3api "github.com/berth-io/berth/internal/awsapi/s3"
+	"github.com/berth-io/berth/internal/awsapi/sagemaker"
+	"github.com/berth-io/berth/internal/config"
+	"github.com/berth-io/berth/internal/controlplane"
+	"github.com/berth-io/berth/internal/images"
+	"github.com/berth-io/berth/internal/objstore"
+	"github.com/berth-io/berth/internal/objstore/disk"
+	s3store "github.com/berth-io/berth/internal/objstore/s3"
+	"github.com/berth-io/berth/internal/router"
+	"github.com/berth-io/berth/internal/runtime/process"
+	"github.com/berth-io/berth/internal/store"
+)
+
+// App is one berth server.
+type App struct {
+	cfg    config.Config
+	logger *slog.Logger
+
+	state   *store.Store
+	objects objstore.Store
+	runtime *process.Runtime
+	router  *router.Router
+	cp      *controlplane.Service
+	handler http.Handler
+
+	listener net.Listener
+	server   *http.Server
+	serveErr chan error
+	once     sync.Once
+}
+
+// Options carries what is not configuration: the logger and the built-in
+// model servers compiled into this binary.
+type Options struct {
+	Logger *slog.Logger
+	// Executable is the berth binary that runs built-in model servers
+	// ("<executable> model-server <framework>"); os.Executable by default.
+	Executable string
+	// Frameworks lists the built-in model servers.
+	Frameworks []string
+}
+
+// New builds an App from cfg. Nothing listens until Start.
+func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid config: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("find own executable: %w", err)
+		}
+		opts.Executable = exe
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	a := &App{cfg: cfg, logger: logger}
+	ok := false
+	defer func() {
+		if !ok {
+			a.closeParts(context.Background())
+		}
+	}()
+
+	if a.state, err = store.Open(ctx, dataDir); err != nil {
+		return nil, err
+	}
+	if a.objects, err = openObjects(ctx, cfg, dataDir, logger); err != nil {
+		return nil, err
+	}
+	fetcher := artifacts.NewFetcher(a.objects, filepath.Join(dataDir, "artifacts"), artifacts.Options{
+		Logger: logger.With("component", "artifacts"),
+	})
+	a.runtime, err = process.New(process.Options{
+		StateDir:              filepath.Join(dataDir, "instances"),
+		Logger:                logger.With("component", "process-runtime"),
+		HealthInterval:        cfg.Runtime.HealthInterval,
+		StopGrace:             cfg.Runtime.StopGrace,
+		DefaultStartupTimeout: cfg.Runtime.StartupTimeout,
+		// Poll readiness often: a local model server is usually up in
+		// milliseconds, and CreateEndpoint → InService should be as quick.
+		ReadyPollInterval: 10 * time.Millisecond,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if n, err := a.runtime.SweepStrays(); err != nil {
+		logger.Warn("sweep stray model processes", "err", err)
+	} else if n > 0 {
+		logger.Info("stopped model processes left by an earlier run", "count", n)
+	}
+	a.router = router.New(router.Options{
+		AccountID: cfg.AccountID,
+		Timeout:   cfg.Limits.InvocationTimeout,
+	})
+	a.cp = controlplane.New(controlplane.Options{
+		Store:          a.state,
+		Artifacts:      fetcher,
+		Images:         images.New(cfg.Images, opts.Executable, opts.Frameworks),
+		Runtime:        a.runtime,
+		Router:         a.router,
+		Region:         cfg.Region,
+		AccountID:      cfg.AccountID,
+		StartupTimeout: cfg.Runtime.StartupTimeout,
+		MaxInstances:   cfg.Limits.MaxInstances,
+		Logger:         logger,
+	})
+	a.handler = awsapi.NewHandler(awsapi.Services{
+		SageMaker: sagemaker.NewHandler(a.cp, logger),
+		Runtime:   rtapi.NewHandler(a.router, cfg.Limits.MaxPayloadBytes, logger),
+		S3:        s3api.NewHandler(a.objects, logger.With("component", "s3-api")),
+		Extra: map[string]http.Handler{
+			"/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
+		},
+	}, logger)
+	ok = true
+	return a, nil
+}
+
+func openObjects(ctx context.Context, cfg config.Config, dataDir string, logger *slog.Logger) (objstore.Store, error) {
+	if cfg.ObjectStore.Endpoint != "" {
+		return s3store.New(ctx, s3store.Config{
+			Endpoint:        cfg.ObjectStore.Endpoint,
+			Region:          cfg.ObjectStore.Region,
+			AccessKeyID:     cfg.ObjectStore.AccessKeyID,
+			SecretAccessKey: cfg.ObjectStore.SecretAccessKey,
+			UsePathStyle:    cfg.ObjectStore.UsePathStyle,
+		}, logger.With("component", "objstore"))
+	}
+	return disk.Open(filepath.Join(dataDir, "objects"), disk.Options{Logger: logger.With("component", "objstore")})
+}
+
+// Handler returns the HTTP handler of all the AWS APIs.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Start listens on the configured address, restores persisted endpoints
+// and serves until Shutdown.
+func (a *App) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
+	}
+	a.listener = ln
+	a.server = &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+	}
+	a.serveErr = make(chan error, 1)
+	go func() { a.serveErr <- a.server.Serve(ln) }()
+	if err := a.cp.Restore(ctx); err != nil {
+		return fmt.Errorf("restore endpoints: %w", err)
+	}
+	a.logger.Info("berth serving", "addr", ln.Addr().String(), "data_dir", a.cfg.DataDir)
+	return nil
+}
+
+// Addr returns the address the server listens on (useful with port 0).
+func (a *App) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
+
+// Wait blocks until the server stops serving on its own, with the reason.
+func (a *App) Wait() error {
+	err := <-a.serveErr
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting requests, finishes those in flight, stops every
+// model instance and closes the stores.
+func (a *App) Shutdown(ctx context.Context) error {
+	var err error
+	a.once.Do(func() {
+		if a.server != nil {
+			err = a.server.Shutdown(ctx)
+		}
+		a.closeParts(ctx)
+	})
+	return err
+}
+
+func (a *App) closeParts(ctx context.Context) {
+	if a.cp != nil {
+		a.cp.Close(ctx)
+	}
+	if a.runtime != nil {
+		a.runtime.Close(ctx)
+	}
+	if a.router != nil {
+		a.router.Close()
+	}
+	if a.state != nil {
+		a.state.Close()
+	}
+}

@@ -1,0 +1,144 @@
+// Package awsapi is berth's edge: one HTTP handler that speaks four AWS
+// protocols on one port. It picks the service from the SigV4 credential
+// scope of the Authorization header (falling back to X-Amz-Target and the
+// path for unsigned requests), stamps every response with a request id, and
+// is the only place where domain errors become AWS error codes. The
+// protocols themselves live in the sub-packages sagemaker, runtime and s3.
+package awsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// Services are the protocol handlers behind the one port. A nil handler
+// answers UnknownOperationException.
+type Services struct {
+	SageMaker   http.Handler // awsJson1_1, X-Amz-Target: SageMaker.<Op>
+	Runtime     http.Handler // restJson1, /endpoints/{name}/...
+	S3          http.Handler // the embedded object store
+	AutoScaling http.Handler // awsJson1_1, X-Amz-Target: AnyScaleFrontendService.<Op>
+	// Extra serves paths of berth's own (for example /metrics) for
+	// unsigned GET requests.
+	Extra map[string]http.Handler
+}
+
+// Service names as they appear in SigV4 credential scopes.
+const (
+	scopeSageMaker   = "sagemaker"
+	scopeS3          = "s3"
+	scopeAutoScaling = "application-autoscaling"
+)
+
+// NewHandler returns the handler that routes each request to its service.
+func NewHandler(s Services, logger *slog.Logger) http.Handler {
+	return &router{s: s, logger: logger}
+}
+
+type router struct {
+	s      Services
+	logger *slog.Logger
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the id assigned to the request carried by ctx.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := newRequestID()
+	w.Header().Set("x-amzn-RequestId", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	h := rt.pick(r)
+	if h == nil {
+		WriteError(w, r, rt.logger, SageMakerCatalog, &Error{
+			Status:  http.StatusBadRequest,
+			Code:    "UnknownOperationException",
+			Message: "berth does not know this operation; check the endpoint URL and the X-Amz-Target header",
+		})
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// pick chooses the service handler for r.
+func (rt *router) pick(r *http.Request) http.Handler {
+	target := r.Header.Get("X-Amz-Target")
+	switch scope := credentialScopeService(r); scope {
+	case scopeSageMaker:
+		// The control plane and the runtime share the "sagemaker" scope;
+		// only the control plane sends X-Amz-Target.
+		if target != "" {
+			return nilIfUnset(rt.s.SageMaker, strings.HasPrefix(target, "SageMaker."))
+		}
+		return rt.s.Runtime
+	case scopeS3:
+		return rt.s.S3
+	case scopeAutoScaling:
+		return nilIfUnset(rt.s.AutoScaling, strings.HasPrefix(target, "AnyScaleFrontendService."))
+	case "":
+		// Unsigned: decide by target, then by path.
+	default:
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(target, "SageMaker."):
+		return rt.s.SageMaker
+	case strings.HasPrefix(target, "AnyScaleFrontendService."):
+		return rt.s.AutoScaling
+	case target != "":
+		return nil
+	case strings.HasPrefix(r.URL.Path, "/endpoints/"):
+		return rt.s.Runtime
+	}
+	if r.Method == http.MethodGet {
+		if h, ok := rt.s.Extra[r.URL.Path]; ok {
+			return h
+		}
+	}
+	return rt.s.S3
+}
+
+func nilIfUnset(h http.Handler, ok bool) http.Handler {
+	if !ok || h == nil {
+		return nil
+	}
+	return h
+}
+
+// credentialScopeService returns the service of the SigV4 credential
+// scope (".../<region>/<service>/aws4_request"), from the Authorization
+// header or, for presigned URLs, the X-Amz-Credential query parameter.
+func credentialScopeService(r *http.Request) string {
+	cred := ""
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		_, rest, ok := strings.Cut(auth, "Credential=")
+		if !ok {
+			return ""
+		}
+		cred, _, _ = strings.Cut(rest, ",")
+	} else if q := r.URL.Query().Get("X-Amz-Credential"); q != "" {
+		cred = q
+	} else {
+		return ""
+	}
+	parts := strings.Split(strings.TrimSpace(cred), "/")
+	if len(parts) < 5 || parts[len(parts)-1] != "aws4_request" {
+		return ""
+	}
+	return parts[len(parts)-2]
+}

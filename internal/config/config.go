@@ -1,0 +1,161 @@
+// Package config holds berth's settings: the command-line flags, their
+// environment variables and the optional YAML file, with defaults in one
+// place and validation before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the complete configuration of one berth server.
+type Config struct {
+	// Listen is the address of the one port that speaks every AWS
+	// protocol. Loopback by default: exposing berth is a deliberate choice.
+	Listen string `yaml:"listen"`
+	// DataDir holds the SQLite state, the embedded object store, the
+	// artifact cache and instance logs.
+	DataDir string `yaml:"data_dir"`
+	// Region is used in ARNs and accepted in SigV4 credential scopes.
+	Region string `yaml:"region"`
+	// AccountID is the 12-digit account id used in ARNs.
+	AccountID string `yaml:"account_id"`
+	// Images maps an image name, as written in CreateModel, to a local
+	// command that serves the SageMaker container contract.
+	Images map[string]Image `yaml:"images"`
+	// ObjectStore, when Endpoint is set, sends s3:// URIs to an external
+	// S3-compatible service instead of the embedded store.
+	ObjectStore ObjectStore `yaml:"object_store"`
+	// Runtime tunes how model instances are started and watched.
+	Runtime Runtime `yaml:"runtime"`
+	// Limits are the request limits of the inference APIs.
+	Limits Limits `yaml:"limits"`
+}
+
+// Image is a local command that plays the part of a container image.
+type Image struct {
+	// Command is the program and its arguments.
+	Command []string `yaml:"command"`
+	// Env is added to the process environment.
+	Env map[string]string `yaml:"env"`
+	// WorkDir is the working directory of the process.
+	WorkDir string `yaml:"workdir"`
+}
+
+// ObjectStore configures an external S3-compatible service.
+type ObjectStore struct {
+	// Endpoint is the service URL, e.g. http://127.0.0.1:9000 for MinIO.
+	// Empty means the embedded store.
+	Endpoint string `yaml:"endpoint"`
+	// Region is the region to sign requests for.
+	Region string `yaml:"region"`
+	// AccessKeyID and SecretAccessKey are the credentials; when empty the
+	// AWS SDK's default credential chain is used.
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	// UsePathStyle addresses buckets as http://host/bucket (MinIO needs it).
+	UsePathStyle bool `yaml:"use_path_style"`
+}
+
+// Runtime tunes the instance runtime.
+type Runtime struct {
+	// StartupTimeout is how long a new instance may take to answer
+	// GET /ping, unless the variant sets
+	// ContainerStartupHealthCheckTimeoutInSeconds.
+	StartupTimeout time.Duration `yaml:"startup_timeout"`
+	// HealthInterval is the period of liveness checks.
+	HealthInterval time.Duration `yaml:"health_interval"`
+	// StopGrace is how long an instance has to exit after SIGTERM.
+	StopGrace time.Duration `yaml:"stop_grace"`
+}
+
+// Limits bounds the inference APIs, as SageMaker does.
+type Limits struct {
+	// MaxPayloadBytes bounds an InvokeEndpoint request body.
+	MaxPayloadBytes int64 `yaml:"max_payload_bytes"`
+	// InvocationTimeout bounds one real-time invocation.
+	InvocationTimeout time.Duration `yaml:"invocation_timeout"`
+	// MaxInstances bounds the instances of all endpoints together.
+	MaxInstances int `yaml:"max_instances"`
+}
+
+// Default returns the configuration berth runs with when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:    "127.0.0.1:7070",
+		DataDir:   "./berth-data",
+		Region:    "us-east-1",
+		AccountID: "000000000000",
+		Runtime: Runtime{
+			StartupTimeout: 60 * time.Second,
+			HealthInterval: 5 * time.Second,
+			StopGrace:      30 * time.Second,
+		},
+		Limits: Limits{
+			MaxPayloadBytes:   6 << 20,
+			InvocationTimeout: 60 * time.Second,
+			MaxInstances:      64,
+		},
+	}
+}
+
+// LoadFile reads a YAML file over the defaults. Unknown keys are errors, so
+// a typo never silently falls back to a default.
+func LoadFile(cfg *Config, path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	return Parse(cfg, data)
+}
+
+// Parse decodes YAML over cfg.
+func Parse(cfg *Config, data []byte) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("parse config: %w", err)
+	}
+	return nil
+}
+
+var (
+	accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+	regionPattern  = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
+)
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen %q: %w", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		return errors.New("data dir must be set")
+	}
+	if !accountPattern.MatchString(c.AccountID) {
+		return fmt.Errorf("account_id %q must be 12 digits", c.AccountID)
+	}
+	if !regionPattern.MatchString(c.Region) {
+		return fmt.Errorf("region %q is not a region name", c.Region)
+	}
+	for name, img := range c.Images {
+		if len(img.Command) == 0 {
+			return fmt.Errorf("images: %q has no command", name)
+		}
+	}
+	if c.Runtime.StartupTimeout <= 0 || c.Runtime.HealthInterval <= 0 || c.Runtime.StopGrace < 0 {
+		return errors.New("runtime: startup_timeout and health_interval must be positive")
+	}
+	if c.Limits.MaxPayloadBytes <= 0 || c.Limits.InvocationTimeout <= 0 || c.Limits.MaxInstances <= 0 {
+		return errors.New("limits: max_payload_bytes, invocation_timeout and max_instances must be positive")
+	}
+	return nil
+}

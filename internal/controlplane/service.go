@@ -1,0 +1,348 @@
+// Package controlplane implements SageMaker's control plane for models,
+// endpoint configs and endpoints: it validates requests as SageMaker does,
+// persists every accepted change before acknowledging it, and reconciles
+// endpoints with running instances (deploy, update, scale, delete, and
+// restore after a restart).
+package controlplane
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-io/berth/internal/artifacts"
+	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/router"
+	"github.com/berth-io/berth/internal/runtime"
+	"github.com/berth-io/berth/internal/store"
+)
+
+// Resource kinds in the store.
+const (
+	kindModel          = "model"
+	kindEndpointConfig = "endpoint-config"
+	kindEndpoint       = "endpoint"
+)
+
+// ArtifactFetcher gets model data onto the local disk.
+type ArtifactFetcher interface {
+	Check(ctx context.Context, src artifacts.Source) error
+	Fetch(ctx context.Context, src artifacts.Source) (string, error)
+}
+
+// ImageResolver turns a container's Image into something runnable.
+type ImageResolver interface {
+	Resolve(name string) (runtime.Image, error)
+}
+
+// Publisher receives the routing table of each endpoint.
+type Publisher interface {
+	Publish(ep *router.Endpoint)
+	Remove(name string)
+}
+
+// Options wires a Service.
+type Options struct {
+	Store     *store.Store
+	Artifacts ArtifactFetcher
+	Images    ImageResolver
+	Runtime   runtime.Runtime
+	Router    Publisher
+	// Region and AccountID build ARNs.
+	Region    string
+	AccountID string
+	// StartupTimeout is the default readiness deadline of an instance.
+	StartupTimeout time.Duration
+	// MaxInstances bounds the instances of all endpoints together.
+	MaxInstances int
+	Logger       *slog.Logger
+	// Now returns the current time; time.Now when nil.
+	Now func() time.Time
+}
+
+// Service is the control plane.
+type Service struct {
+	opts Options
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	live map[string]*liveEndpoint // by lower-case endpoint name
+
+	// bg owns every background transition; Close cancels and waits.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+}
+
+// New returns a Service. Call Restore once to bring back persisted endpoints.
+func New(opts Options) *Service {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.StartupTimeout <= 0 {
+		opts.StartupTimeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		opts:     opts,
+		log:      opts.Logger.With("component", "controlplane"),
+		live:     map[string]*liveEndpoint{},
+		bgCtx:    ctx,
+		bgCancel: cancel,
+	}
+}
+
+// Close cancels background work, stops every instance and waits.
+func (s *Service) Close(ctx context.Context) {
+	s.bgCancel()
+	s.bg.Wait()
+	s.mu.Lock()
+	eps := make([]*liveEndpoint, 0, len(s.live))
+	for _, le := range s.live {
+		eps = append(eps, le)
+	}
+	s.live = map[string]*liveEndpoint{}
+	s.mu.Unlock()
+	for _, le := range eps {
+		le.stopAll(ctx)
+	}
+}
+
+// ARN returns the ARN of a resource; SageMaker lower-cases the name.
+func (s *Service) ARN(kind, name string) string {
+	return fmt.Sprintf("arn:aws:sagemaker:%s:%s:%s/%s", s.opts.Region, s.opts.AccountID, kind, strings.ToLower(name))
+}
+
+// Region returns the configured region.
+func (s *Service) Region() string { return s.opts.Region }
+
+// ---- models ----
+
+// ModelRecord is a stored model with its times.
+type ModelRecord struct {
+	Model
+	Created time.Time
+}
+
+// CreateModel validates and stores a model. Its image must resolve and its
+// model data must exist, as SageMaker checks both before accepting it.
+func (s *Service) CreateModel(ctx context.Context, m Model) error {
+	if err := validateModel(&m); err != nil {
+		return err
+	}
+	if err := s.checkSupported(&m); err != nil {
+		return err
+	}
+	for _, c := range s.containers(&m) {
+		if c.Image != "" {
+			if _, err := s.opts.Images.Resolve(c.Image); err != nil {
+				return err
+			}
+		}
+		if src, ok := sourceOf(c); ok {
+			if err := s.opts.Artifacts.Check(ctx, src); err != nil {
+				return fault.Wrap(fault.Invalid, err, "Could not access model data at %s. Please ensure that the object exists and that berth can read it: %s", src.URL, err)
+			}
+		}
+	}
+	if _, err := s.getModel(ctx, m.ModelName); err == nil {
+		return fault.New(fault.Exists, "Cannot create already existing model %q.", s.ARN("model", m.ModelName))
+	}
+	return s.create(ctx, kindModel, m.ModelName, "", m, "model")
+}
+
+func (s *Service) checkSupported(m *Model) error {
+	if len(m.Containers) > 0 {
+		return fault.New(fault.Invalid, "Containers (multi-container models) are not supported by this version of berth yet; use PrimaryContainer.")
+	}
+	if c := m.PrimaryContainer; c != nil {
+		if c.Mode == "MultiModel" {
+			return fault.New(fault.Invalid, "Mode MultiModel (multi-model endpoints) is not supported by this version of berth yet.")
+		}
+		if c.ModelPackageName != "" {
+			return fault.New(fault.Invalid, "ModelPackageName is not supported by berth; give Image and ModelDataUrl instead.")
+		}
+	}
+	return nil
+}
+
+func (s *Service) containers(m *Model) []*ContainerDefinition {
+	var out []*ContainerDefinition
+	if m.PrimaryContainer != nil {
+		out = append(out, m.PrimaryContainer)
+	}
+	for i := range m.Containers {
+		out = append(out, &m.Containers[i])
+	}
+	return out
+}
+
+// sourceOf returns the model data of a container, if it has any.
+func sourceOf(c *ContainerDefinition) (artifacts.Source, bool) {
+	if c.ModelDataUrl != "" {
+		return artifacts.Source{URL: c.ModelDataUrl}, true
+	}
+	if ds := c.ModelDataSource; ds != nil && ds.S3DataSource != nil {
+		return artifacts.Source{URL: ds.S3DataSource.S3Uri, Prefix: ds.S3DataSource.S3DataType == "S3Prefix"}, true
+	}
+	return artifacts.Source{}, false
+}
+
+// DescribeModel returns a stored model.
+func (s *Service) DescribeModel(ctx context.Context, name string) (ModelRecord, error) {
+	if err := nameArg("modelName", name); err != nil {
+		return ModelRecord{}, err
+	}
+	return s.getModel(ctx, name)
+}
+
+func (s *Service) getModel(ctx context.Context, name string) (ModelRecord, error) {
+	rec, err := s.opts.Store.Get(ctx, kindModel, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return ModelRecord{}, fault.New(fault.NotFound, "Could not find model %q.", s.ARN("model", name))
+	}
+	if err != nil {
+		return ModelRecord{}, err
+	}
+	var m Model
+	if err := json.Unmarshal(rec.Body, &m); err != nil {
+		return ModelRecord{}, fmt.Errorf("decode model %q: %w", name, err)
+	}
+	return ModelRecord{Model: m, Created: rec.Created}, nil
+}
+
+// DeleteModel removes a model. Endpoints that run it keep running.
+func (s *Service) DeleteModel(ctx context.Context, name string) error {
+	if err := nameArg("modelName", name); err != nil {
+		return err
+	}
+	if err := s.opts.Store.Delete(ctx, kindModel, name); errors.Is(err, store.ErrNotFound) {
+		return fault.New(fault.NotFound, "Could not find model %q.", s.ARN("model", name))
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// ---- endpoint configs ----
+
+// EndpointConfigRecord is a stored endpoint config with its times.
+type EndpointConfigRecord struct {
+	EndpointConfig
+	Created time.Time
+}
+
+// CreateEndpointConfig validates and stores an endpoint config. Every
+// model it names must exist.
+func (s *Service) CreateEndpointConfig(ctx context.Context, c EndpointConfig) error {
+	if err := validateEndpointConfig(&c); err != nil {
+		return err
+	}
+	if err := checkConfigSupported(&c); err != nil {
+		return err
+	}
+	for _, pv := range c.ProductionVariants {
+		if _, err := s.getModel(ctx, pv.ModelName); err != nil {
+			return err
+		}
+	}
+	if _, err := s.getEndpointConfig(ctx, c.EndpointConfigName); err == nil {
+		return fault.New(fault.Exists, "Cannot create already existing endpoint configuration %q.", s.ARN("endpoint-config", c.EndpointConfigName))
+	}
+	return s.create(ctx, kindEndpointConfig, c.EndpointConfigName, "", c, "endpoint configuration")
+}
+
+func checkConfigSupported(c *EndpointConfig) error {
+	unsupported := func(what string) error {
+		return fault.New(fault.Invalid, "%s is not supported by this version of berth yet.", what)
+	}
+	switch {
+	case c.AsyncInferenceConfig != nil:
+		return unsupported("AsyncInferenceConfig (asynchronous inference)")
+	case c.ExplainerConfig != nil:
+		return unsupported("ExplainerConfig")
+	case len(c.ShadowProductionVariants) > 0:
+		return unsupported("ShadowProductionVariants")
+	case c.DataCaptureConfig != nil:
+		return unsupported("DataCaptureConfig")
+	}
+	for _, pv := range c.ProductionVariants {
+		if pv.ServerlessConfig != nil {
+			return unsupported("ServerlessConfig (serverless variants)")
+		}
+		if pv.AcceleratorType != "" {
+			return unsupported("AcceleratorType (fractional accelerators)")
+		}
+	}
+	return nil
+}
+
+// DescribeEndpointConfig returns a stored endpoint config.
+func (s *Service) DescribeEndpointConfig(ctx context.Context, name string) (EndpointConfigRecord, error) {
+	if err := nameArg("endpointConfigName", name); err != nil {
+		return EndpointConfigRecord{}, err
+	}
+	return s.getEndpointConfig(ctx, name)
+}
+
+func (s *Service) getEndpointConfig(ctx context.Context, name string) (EndpointConfigRecord, error) {
+	rec, err := s.opts.Store.Get(ctx, kindEndpointConfig, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return EndpointConfigRecord{}, fault.New(fault.NotFound, "Could not find endpoint configuration %q.", s.ARN("endpoint-config", name))
+	}
+	if err != nil {
+		return EndpointConfigRecord{}, err
+	}
+	var c EndpointConfig
+	if err := json.Unmarshal(rec.Body, &c); err != nil {
+		return EndpointConfigRecord{}, fmt.Errorf("decode endpoint config %q: %w", name, err)
+	}
+	return EndpointConfigRecord{EndpointConfig: c, Created: rec.Created}, nil
+}
+
+// DeleteEndpointConfig removes an endpoint config. Endpoints that use it
+// keep running.
+func (s *Service) DeleteEndpointConfig(ctx context.Context, name string) error {
+	if err := nameArg("endpointConfigName", name); err != nil {
+		return err
+	}
+	if err := s.opts.Store.Delete(ctx, kindEndpointConfig, name); errors.Is(err, store.ErrNotFound) {
+		return fault.New(fault.NotFound, "Could not find endpoint configuration %q.", s.ARN("endpoint-config", name))
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// ---- helpers ----
+
+func (s *Service) create(ctx context.Context, kind, name, status string, body any, noun string) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", kind, err)
+	}
+	now := s.opts.Now()
+	err = s.opts.Store.Create(ctx, store.Record{Kind: kind, Name: name, Created: now, Modified: now, Status: status, Body: data})
+	if errors.Is(err, store.ErrExists) {
+		return fault.New(fault.Exists, "Cannot create already existing %s %q.", noun, s.ARN(kindARN(kind), name))
+	}
+	return err
+}
+
+func kindARN(kind string) string {
+	return kind
+}
+
+func nameArg(field, name string) error {
+	var v validator
+	v.name(field, name)
+	return v.err()
+}

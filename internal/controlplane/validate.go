@@ -1,0 +1,257 @@
+package controlplane
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/berth-io/berth/internal/fault"
+)
+
+// Name patterns from the SageMaker API reference. SageMaker anchors them
+// on the whole name.
+var (
+	namePattern      = regexp.MustCompile(`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$`)
+	roleArnPattern   = regexp.MustCompile(`^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	modelURLPattern  = regexp.MustCompile(`^(https|s3|file)://([^/]*)/?(.*)$`)
+	envKeyPattern    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+	imagePattern     = regexp.MustCompile(`^[\S]+$`)
+	tagKeyPattern    = regexp.MustCompile(`^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`)
+	nameContainsExpr = regexp.MustCompile(`^[a-zA-Z0-9-]+$`)
+)
+
+// validator collects the constraint violations of one request and reports
+// them the way SageMaker does: "N validation errors detected: Value … at
+// 'field' failed to satisfy constraint: …".
+type validator struct {
+	problems []string
+}
+
+func (v *validator) add(format string, args ...any) {
+	v.problems = append(v.problems, fmt.Sprintf(format, args...))
+}
+
+func (v *validator) required(field string, present bool) {
+	if !present {
+		v.add("Value null at '%s' failed to satisfy constraint: Member must not be null", field)
+	}
+}
+
+func (v *validator) name(field, value string) {
+	switch {
+	case value == "":
+		v.required(field, false)
+	case len(value) > 63:
+		v.add("Value '%s' at '%s' failed to satisfy constraint: Member must have length less than or equal to 63", value, field)
+	case !namePattern.MatchString(value):
+		v.add("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", value, field)
+	}
+}
+
+func (v *validator) maxLen(field, value string, n int) {
+	if len(value) > n {
+		v.add("Value at '%s' failed to satisfy constraint: Member must have length less than or equal to %d", field, n)
+	}
+}
+
+func (v *validator) enum(field, value string, allowed ...string) {
+	if value == "" {
+		return
+	}
+	for _, a := range allowed {
+		if value == a {
+			return
+		}
+	}
+	v.add("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy enum value set: [%s]", value, field, strings.Join(allowed, ", "))
+}
+
+func (v *validator) tags(field string, tags []Tag) {
+	if len(tags) > 50 {
+		v.add("Value at '%s' failed to satisfy constraint: Member must have length less than or equal to 50", field)
+	}
+	for i, t := range tags {
+		f := fmt.Sprintf("%s.%d", field, i+1)
+		if t.Key == "" || len(t.Key) > 128 || !tagKeyPattern.MatchString(t.Key) {
+			v.add("Value '%s' at '%s.key' failed to satisfy constraint: Member must have length between 1 and 128 and match ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$", t.Key, f)
+		}
+		if len(t.Value) > 256 || !tagKeyPattern.MatchString(t.Value) {
+			v.add("Value at '%s.value' failed to satisfy constraint: Member must have length less than or equal to 256 and match ^([\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*)$", f)
+		}
+	}
+}
+
+// err returns the collected problems as one Invalid error, or nil.
+func (v *validator) err() error {
+	switch len(v.problems) {
+	case 0:
+		return nil
+	case 1:
+		return fault.New(fault.Invalid, "1 validation error detected: %s", v.problems[0])
+	default:
+		return fault.New(fault.Invalid, "%d validation errors detected: %s", len(v.problems), strings.Join(v.problems, "; "))
+	}
+}
+
+func validateModel(m *Model) error {
+	var v validator
+	v.name("modelName", m.ModelName)
+	if m.ExecutionRoleArn != "" && !roleArnPattern.MatchString(m.ExecutionRoleArn) {
+		v.add("Value '%s' at 'executionRoleArn' failed to satisfy constraint: Member must satisfy regular expression pattern: ^arn:aws[a-z\\-]*:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+$", m.ExecutionRoleArn)
+	}
+	v.tags("tags", m.Tags)
+	switch {
+	case m.PrimaryContainer == nil && len(m.Containers) == 0:
+		v.add("Value null at 'primaryContainer' failed to satisfy constraint: either PrimaryContainer or Containers must be set")
+	case m.PrimaryContainer != nil && len(m.Containers) > 0:
+		v.add("Value at 'containers' failed to satisfy constraint: set PrimaryContainer or Containers, not both")
+	}
+	if m.PrimaryContainer != nil {
+		validateContainer(&v, "primaryContainer", m.PrimaryContainer)
+	}
+	if len(m.Containers) > 15 {
+		v.add("Value at 'containers' failed to satisfy constraint: Member must have length less than or equal to 15")
+	}
+	for i := range m.Containers {
+		validateContainer(&v, fmt.Sprintf("containers.%d", i+1), &m.Containers[i])
+	}
+	if m.InferenceExecutionConfig != nil {
+		v.enum("inferenceExecutionConfig.mode", m.InferenceExecutionConfig.Mode, "Serial", "Direct")
+	}
+	return v.err()
+}
+
+func validateContainer(v *validator, field string, c *ContainerDefinition) {
+	if c.ContainerHostname != "" {
+		v.name(field+".containerHostname", c.ContainerHostname)
+	}
+	if c.Image == "" && c.ModelPackageName == "" {
+		v.add("Value null at '%s.image' failed to satisfy constraint: Member must not be null", field)
+	}
+	if c.Image != "" && (len(c.Image) > 255 || !imagePattern.MatchString(c.Image)) {
+		v.add("Value '%s' at '%s.image' failed to satisfy constraint: Member must have length less than or equal to 255 and contain no whitespace", c.Image, field)
+	}
+	v.enum(field+".mode", c.Mode, "SingleModel", "MultiModel")
+	if c.ModelDataUrl != "" {
+		v.maxLen(field+".modelDataUrl", c.ModelDataUrl, 1024)
+		if !modelURLPattern.MatchString(c.ModelDataUrl) {
+			v.add("Value '%s' at '%s.modelDataUrl' failed to satisfy constraint: Member must satisfy regular expression pattern: ^(https|s3|file)://([^/]+)/?(.*)$", c.ModelDataUrl, field)
+		}
+	}
+	if c.ModelDataUrl != "" && c.ModelDataSource != nil {
+		v.add("Value at '%s.modelDataSource' failed to satisfy constraint: set ModelDataUrl or ModelDataSource, not both", field)
+	}
+	if ds := c.ModelDataSource; ds != nil {
+		if ds.S3DataSource == nil {
+			v.required(field+".modelDataSource.s3DataSource", false)
+		} else {
+			s := ds.S3DataSource
+			f := field + ".modelDataSource.s3DataSource"
+			if !strings.HasPrefix(s.S3Uri, "s3://") && !strings.HasPrefix(s.S3Uri, "file://") {
+				v.add("Value '%s' at '%s.s3Uri' failed to satisfy constraint: Member must be an s3:// URI", s.S3Uri, f)
+			}
+			v.required(f+".s3DataType", s.S3DataType != "")
+			v.enum(f+".s3DataType", s.S3DataType, "S3Prefix", "S3Object")
+			v.required(f+".compressionType", s.CompressionType != "")
+			v.enum(f+".compressionType", s.CompressionType, "None", "Gzip")
+			if s.S3DataType == "S3Prefix" && s.CompressionType == "Gzip" {
+				v.add("Value at '%s' failed to satisfy constraint: CompressionType Gzip requires S3DataType S3Object", f)
+			}
+			if s.S3DataType == "S3Object" && s.CompressionType == "None" {
+				v.add("Value at '%s' failed to satisfy constraint: S3DataType S3Object requires CompressionType Gzip", f)
+			}
+			if s.S3DataType == "S3Prefix" && !strings.HasSuffix(s.S3Uri, "/") {
+				v.add("Value '%s' at '%s.s3Uri' failed to satisfy constraint: an S3Prefix must end with '/'", s.S3Uri, f)
+			}
+		}
+	}
+	if len(c.Environment) > 100 {
+		v.add("Value at '%s.environment' failed to satisfy constraint: Member must have length less than or equal to 100", field)
+	}
+	for k, val := range c.Environment {
+		if len(k) > 1024 || !envKeyPattern.MatchString(k) {
+			v.add("Value '%s' at '%s.environment' failed to satisfy constraint: keys must match [a-zA-Z_][a-zA-Z0-9_]* and be at most 1024 characters", k, field)
+		}
+		if len(val) > 1024 {
+			v.add("Value at '%s.environment.%s' failed to satisfy constraint: Member must have length less than or equal to 1024", field, k)
+		}
+	}
+	if c.MultiModelConfig != nil {
+		v.enum(field+".multiModelConfig.modelCacheSetting", c.MultiModelConfig.ModelCacheSetting, "Enabled", "Disabled")
+	}
+	if c.ImageConfig != nil {
+		v.enum(field+".imageConfig.repositoryAccessMode", c.ImageConfig.RepositoryAccessMode, "Platform", "Vpc")
+	}
+}
+
+func validateEndpointConfig(c *EndpointConfig) error {
+	var v validator
+	v.name("endpointConfigName", c.EndpointConfigName)
+	v.tags("tags", c.Tags)
+	v.maxLen("kmsKeyId", c.KmsKeyId, 2048)
+	if len(c.ProductionVariants) == 0 {
+		v.add("Value '[]' at 'productionVariants' failed to satisfy constraint: Member must have length greater than or equal to 1")
+	}
+	if len(c.ProductionVariants) > 10 {
+		v.add("Value at 'productionVariants' failed to satisfy constraint: Member must have length less than or equal to 10")
+	}
+	seen := map[string]bool{}
+	for i := range c.ProductionVariants {
+		pv := &c.ProductionVariants[i]
+		f := fmt.Sprintf("productionVariants.%d.member", i+1)
+		validateVariant(&v, f, pv)
+		key := strings.ToLower(pv.VariantName)
+		if seen[key] {
+			v.add("Value '%s' at '%s.variantName' failed to satisfy constraint: variant names must be unique within an endpoint config", pv.VariantName, f)
+		}
+		seen[key] = true
+	}
+	for i := range c.ShadowProductionVariants {
+		validateVariant(&v, fmt.Sprintf("shadowProductionVariants.%d.member", i+1), &c.ShadowProductionVariants[i])
+	}
+	return v.err()
+}
+
+func validateVariant(v *validator, f string, pv *ProductionVariant) {
+	v.name(f+".variantName", pv.VariantName)
+	v.name(f+".modelName", pv.ModelName)
+	if pv.ServerlessConfig == nil && pv.InitialInstanceCount == nil {
+		v.add("Value null at '%s.initialInstanceCount' failed to satisfy constraint: InitialInstanceCount is required unless ServerlessConfig is set", f)
+	}
+	if pv.InitialInstanceCount != nil && *pv.InitialInstanceCount < 1 {
+		v.add("Value '%d' at '%s.initialInstanceCount' failed to satisfy constraint: Member must have value greater than or equal to 1", *pv.InitialInstanceCount, f)
+	}
+	if pv.InitialVariantWeight != nil && *pv.InitialVariantWeight < 0 {
+		v.add("Value '%g' at '%s.initialVariantWeight' failed to satisfy constraint: Member must have value greater than or equal to 0", *pv.InitialVariantWeight, f)
+	}
+	if pv.InstanceType != "" && !strings.HasPrefix(pv.InstanceType, "ml.") {
+		v.add("Value '%s' at '%s.instanceType' failed to satisfy constraint: Member must be an ml.* instance type", pv.InstanceType, f)
+	}
+	if t := pv.ContainerStartupHealthCheckTimeoutInSeconds; t != nil && (*t < 60 || *t > 3600) {
+		v.add("Value '%d' at '%s.containerStartupHealthCheckTimeoutInSeconds' failed to satisfy constraint: Member must have value between 60 and 3600", *t, f)
+	}
+	if t := pv.ModelDataDownloadTimeoutInSeconds; t != nil && (*t < 60 || *t > 3600) {
+		v.add("Value '%d' at '%s.modelDataDownloadTimeoutInSeconds' failed to satisfy constraint: Member must have value between 60 and 3600", *t, f)
+	}
+	if t := pv.VolumeSizeInGB; t != nil && (*t < 1 || *t > 512) {
+		v.add("Value '%d' at '%s.volumeSizeInGB' failed to satisfy constraint: Member must have value between 1 and 512", *t, f)
+	}
+	if pv.RoutingConfig != nil {
+		v.enum(f+".routingConfig.routingStrategy", pv.RoutingConfig.RoutingStrategy, "LEAST_OUTSTANDING_REQUESTS", "RANDOM")
+	}
+	if pv.AcceleratorType != "" && !strings.HasPrefix(pv.AcceleratorType, "ml.eia") {
+		v.add("Value '%s' at '%s.acceleratorType' failed to satisfy constraint: Member must satisfy enum value set: [ml.eia1.medium, ml.eia1.large, ml.eia1.xlarge, ml.eia2.medium, ml.eia2.large, ml.eia2.xlarge]", pv.AcceleratorType, f)
+	}
+}
+
+// validateNameContains checks a List call's NameContains filter.
+func validateNameContains(s string) error {
+	if s == "" {
+		return nil
+	}
+	var v validator
+	if len(s) > 63 || !nameContainsExpr.MatchString(s) {
+		v.add("Value '%s' at 'nameContains' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-]+", s)
+	}
+	return v.err()
+}

@@ -1,0 +1,151 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestBackoff(t *testing.T) {
+	ms := time.Millisecond
+	b := newBackoff(100*ms, time.Second, time.Minute)
+	steps := []struct {
+		healthyFor time.Duration // a failure after this long healthy; <0: no failure recorded
+		want       time.Duration
+	}{
+		{0, 100 * ms},
+		{-1, 200 * ms},
+		{-1, 400 * ms},
+		{-1, 800 * ms},
+		{-1, time.Second},
+		{-1, time.Second},
+		{10 * time.Second, time.Second}, // not healthy long enough to reset
+		{time.Minute, 100 * ms},         // reset
+		{0, 200 * ms},
+	}
+	for i, s := range steps {
+		if s.healthyFor >= 0 {
+			b.failed(s.healthyFor)
+		}
+		if got := b.next(); got != s.want {
+			t.Errorf("step %d: delay %s, want %s", i, got, s.want)
+		}
+	}
+}
+
+func TestInstanceDirName(t *testing.T) {
+	ids := []string{
+		"my-endpoint/AllTraffic/0", "my-endpoint_AllTraffic_0", "..", ".", "../../etc",
+		"a/../../b", "é\x00ü", strings.Repeat("x", 500), "/abs/path",
+	}
+	seen := map[string]string{}
+	for _, id := range ids {
+		name := instanceDirName(id)
+		if strings.ContainsAny(name, "/\x00") || name == "." || name == ".." || len(name) > 80 {
+			t.Errorf("instanceDirName(%q) = %q: not one safe path element", id, name)
+		}
+		if filepath.Dir(filepath.Join("/state", name)) != "/state" {
+			t.Errorf("instanceDirName(%q) = %q escapes the state dir", id, name)
+		}
+		if other, dup := seen[name]; dup {
+			t.Errorf("ids %q and %q share dir %q", other, id, name)
+		}
+		seen[name] = id
+	}
+	if got := instanceDirName("my-endpoint/AllTraffic/0"); !strings.HasPrefix(got, "my-endpoint_AllTraffic_0-") {
+		t.Errorf("readable prefix lost: %q", got)
+	}
+}
+
+func TestTailWriter(t *testing.T) {
+	var sink strings.Builder
+	w := newTailWriter(&sink, 3)
+	for _, chunk := range []string{"one\ntw", "o\r\nthree\n", "four\nfi", "ve"} {
+		if n, err := w.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("write %q = %d, %v", chunk, n, err)
+		}
+	}
+	if got, want := fmt.Sprint(w.lines()), "[three four five]"; got != want {
+		t.Errorf("lines = %s, want %s", got, want)
+	}
+	if sink.String() != "one\ntwo\r\nthree\nfour\nfive" {
+		t.Errorf("sink got %q", sink.String())
+	}
+	long := strings.Repeat("y", 3*maxLineLen)
+	w.Write([]byte(long + "\n"))
+	if l := w.lines(); len(l[len(l)-1]) != maxLineLen {
+		t.Errorf("long line kept at %d bytes, want %d", len(l[len(l)-1]), maxLineLen)
+	}
+}
+
+func TestPortAllocatorRange(t *testing.T) {
+	a := newPortAllocator(42000, 42011, 3) // three blocks of four
+	var leases []portLease
+	for range 3 {
+		l, err := a.allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.SafeLo != l.Bind+1 || l.SafeHi != l.Bind+3 || (l.Bind-42000)%4 != 0 {
+			t.Errorf("lease %+v not a block", l)
+		}
+		leases = append(leases, l)
+	}
+	if _, err := a.allocate(); !errors.Is(err, errNoPorts) {
+		t.Errorf("allocate from a full range: %v, want errNoPorts", err)
+	}
+	a.release(leases[1])
+	l, err := a.allocate()
+	if err != nil || l != leases[1] {
+		t.Errorf("allocate after release = %+v, %v; want %+v", l, err, leases[1])
+	}
+}
+
+func TestPortAllocatorOS(t *testing.T) {
+	a := newPortAllocator(0, 0, 10)
+	held := map[int]bool{}
+	for range 20 {
+		l, err := a.allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range l.ports() {
+			if held[p] {
+				t.Fatalf("port %d leased twice", p)
+			}
+			held[p] = true
+		}
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string // substring of the error; empty means valid
+	}{
+		{"defaults", Options{StateDir: "x"}, ""},
+		{"no state dir", Options{}, "state dir"},
+		{"port range too low", Options{StateDir: "x", PortRange: [2]int{80, 90}}, "port range"},
+		{"port range too small", Options{StateDir: "x", PortRange: [2]int{9000, 9005}}, "port range"},
+		{"port range", Options{StateDir: "x", PortRange: [2]int{9000, 9100}}, ""},
+		{"negative grace", Options{StateDir: "x", StopGrace: -time.Second}, "stop grace"},
+		{"backoff inverted", Options{StateDir: "x", BackoffMin: time.Minute, BackoffMax: time.Second}, "backoff min"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := tt.opts
+			o.setDefaults()
+			err := o.Validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("unexpected error: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}

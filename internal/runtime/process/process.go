@@ -1,0 +1,295 @@
+// Package process runs model servers as local processes: the runtime for
+// images that resolve to a command (the config file's images: catalog and
+// berth's built-in model servers).
+//
+// Each instance gets a directory under Options.StateDir holding its
+// stdout.log, stderr.log and pid file. A process gets a minimal environment
+// (never berth's own: no AWS credentials, no BERTH_* settings), the
+// SageMaker variables SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE and
+// SM_MODEL_DIR, and leads its own process group, which is what Stop
+// signals. Processes die with berth: they are forked with
+// Pdeathsig=SIGKILL from one dedicated OS thread that lives as long as the
+// Runtime, and SweepStrays kills whatever a crashed berth left behind.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	goruntime "runtime"
+	"sync"
+	"time"
+
+	"github.com/berth-io/berth/internal/runtime"
+)
+
+var _ runtime.Runtime = (*Runtime)(nil)
+
+// Options configures a Runtime. The zero value of every field but StateDir
+// means its default.
+type Options struct {
+	// StateDir holds one directory per instance (logs, pid file). Required.
+	StateDir string
+	// Logger receives lifecycle events; nil discards them.
+	Logger *slog.Logger
+	// PortRange, when set ([lo, hi], inclusive), is where bind ports and
+	// safe ranges are allocated, in blocks of 1+SafePorts ports. When zero
+	// the OS picks a free bind port and the safe range is the SafePorts
+	// ports after it; they are never given to another instance of this
+	// Runtime but another program may take them.
+	PortRange [2]int
+	// SafePorts is the size of SAGEMAKER_SAFE_PORT_RANGE, the ports after
+	// the bind port that the model server may use internally. Default 10.
+	SafePorts int
+	// HealthInterval is the time between liveness checks. Default 5s.
+	HealthInterval time.Duration
+	// PingTimeout bounds one GET /ping. Default 2s.
+	PingTimeout time.Duration
+	// ReadyPollInterval is the time between GET /ping attempts while an
+	// instance starts. Default 100ms.
+	ReadyPollInterval time.Duration
+	// FailureThreshold is how many liveness checks in a row must fail for
+	// an instance to be marked unhealthy and restarted. Default 3.
+	FailureThreshold int
+	// DefaultStartupTimeout applies when InstanceSpec.StartupTimeout is
+	// zero. Default 60s.
+	DefaultStartupTimeout time.Duration
+	// StopGrace is how long a process has to exit after SIGTERM before it
+	// is killed. Default 30s.
+	StopGrace time.Duration
+	// BackoffMin is the first restart delay; it doubles on every failure
+	// up to BackoffMax. Defaults 100ms and 30s.
+	BackoffMin, BackoffMax time.Duration
+	// BackoffReset is how long a process must stay healthy for the restart
+	// delay to go back to BackoffMin. Default 1m.
+	BackoffReset time.Duration
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&o.HealthInterval, 5*time.Second)
+	def(&o.PingTimeout, 2*time.Second)
+	def(&o.ReadyPollInterval, 100*time.Millisecond)
+	def(&o.DefaultStartupTimeout, 60*time.Second)
+	def(&o.StopGrace, 30*time.Second)
+	def(&o.BackoffMin, 100*time.Millisecond)
+	def(&o.BackoffMax, 30*time.Second)
+	def(&o.BackoffReset, time.Minute)
+	if o.SafePorts == 0 {
+		o.SafePorts = 10
+	}
+	if o.FailureThreshold == 0 {
+		o.FailureThreshold = 3
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Validate reports the first invalid option.
+func (o *Options) Validate() error {
+	if o.StateDir == "" {
+		return errors.New("process runtime: state dir is required")
+	}
+	if lo, hi := o.PortRange[0], o.PortRange[1]; lo != 0 || hi != 0 {
+		if lo < 1024 || hi > 65535 || hi-lo+1 < 1+max(o.SafePorts, 0) {
+			return fmt.Errorf("process runtime: port range %d-%d must lie in 1024-65535 and hold at least %d ports", lo, hi, 1+o.SafePorts)
+		}
+	}
+	if o.SafePorts < 0 || o.SafePorts > 1000 {
+		return fmt.Errorf("process runtime: safe ports %d not in 0-1000", o.SafePorts)
+	}
+	if o.FailureThreshold < 0 {
+		return fmt.Errorf("process runtime: failure threshold %d is negative", o.FailureThreshold)
+	}
+	for name, d := range map[string]time.Duration{
+		"health interval": o.HealthInterval, "ping timeout": o.PingTimeout,
+		"ready poll interval": o.ReadyPollInterval, "default startup timeout": o.DefaultStartupTimeout,
+		"stop grace": o.StopGrace, "backoff min": o.BackoffMin, "backoff max": o.BackoffMax,
+		"backoff reset": o.BackoffReset,
+	} {
+		if d < 0 {
+			return fmt.Errorf("process runtime: %s %s is negative", name, d)
+		}
+	}
+	if o.BackoffMax != 0 && o.BackoffMin > o.BackoffMax {
+		return fmt.Errorf("process runtime: backoff min %s exceeds max %s", o.BackoffMin, o.BackoffMax)
+	}
+	return nil
+}
+
+// Runtime starts model servers as local processes and keeps them alive.
+type Runtime struct {
+	opts    Options
+	log     *slog.Logger
+	ports   *portAllocator
+	client  *http.Client // health checks only; no keep-alives, so no idle goroutines
+	baseEnv []string
+
+	forks    chan forkRequest
+	forkQuit chan struct{}
+	quitOnce sync.Once
+	forkDone chan struct{}
+
+	mu        sync.Mutex
+	closed    bool
+	instances map[string]*Instance // by instance directory
+}
+
+// New returns a Runtime, creating StateDir if needed. Call Close to stop
+// every instance it started.
+func New(opts Options) (*Runtime, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	dir, err := filepath.Abs(opts.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: state dir: %w", err)
+	}
+	opts.StateDir = dir
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
+	r := &Runtime{
+		opts:      opts,
+		log:       opts.Logger.With("component", "runtime/process"),
+		ports:     newPortAllocator(opts.PortRange[0], opts.PortRange[1], opts.SafePorts),
+		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
+		baseEnv:   baseEnv(os.Getenv),
+		forks:     make(chan forkRequest),
+		forkQuit:  make(chan struct{}),
+		forkDone:  make(chan struct{}),
+		instances: make(map[string]*Instance),
+	}
+	go r.forker()
+	return r, nil
+}
+
+// forkRequest asks the forker thread to start a command.
+type forkRequest struct {
+	cmd  *exec.Cmd
+	errc chan error
+}
+
+// forker starts every process, from one OS thread that it locks and never
+// releases. Pdeathsig is tied to the thread that forked the child, not to
+// the process: were children forked from ordinary goroutines, the Go
+// runtime could retire that thread (it does when a goroutine exits while
+// locked to it) and kill healthy model servers. This thread exits only in
+// Close, after every instance has been stopped.
+func (r *Runtime) forker() {
+	goruntime.LockOSThread()
+	// No UnlockOSThread: when this goroutine returns its thread exits too,
+	// which is what we want at Close (and it never carries other work).
+	defer close(r.forkDone)
+	for {
+		select {
+		case req := <-r.forks:
+			req.errc <- req.cmd.Start()
+		case <-r.forkQuit:
+			return
+		}
+	}
+}
+
+// startCmd starts cmd on the forker thread.
+func (r *Runtime) startCmd(cmd *exec.Cmd) error {
+	req := forkRequest{cmd: cmd, errc: make(chan error, 1)}
+	select {
+	case r.forks <- req:
+		return <-req.errc
+	case <-r.forkDone:
+		return errors.New("process runtime is closed")
+	}
+}
+
+// Start launches an instance of spec and returns once it answers GET /ping
+// with 200. The instance lives until Stop or Close, independent of ctx;
+// cancelling ctx only abandons (and kills) an instance still starting.
+func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
+	if spec.ID == "" {
+		return nil, errors.New("start instance: empty id")
+	}
+	if spec.Image.Docker || len(spec.Image.Command) == 0 {
+		return nil, fmt.Errorf("start instance %s: image %q has no local command; the process runtime runs only command images, not Docker images", spec.ID, spec.Image.Name)
+	}
+	if spec.StartupTimeout == 0 {
+		spec.StartupTimeout = r.opts.DefaultStartupTimeout
+	}
+	spec.Image.Command = append([]string(nil), spec.Image.Command...)
+	dir := filepath.Join(r.opts.StateDir, instanceDirName(spec.ID))
+
+	in, life := newInstance(r, spec, dir)
+	r.mu.Lock()
+	switch {
+	case r.closed:
+		r.mu.Unlock()
+		in.cancel()
+		return nil, fmt.Errorf("start instance %s: process runtime is closed", spec.ID)
+	case r.instances[dir] != nil:
+		r.mu.Unlock()
+		in.cancel()
+		return nil, fmt.Errorf("start instance %s: already running", spec.ID)
+	}
+	r.instances[dir] = in
+	r.mu.Unlock()
+
+	if err := in.start(ctx, life); err != nil {
+		return nil, err
+	}
+	return in, nil
+}
+
+// Close stops every instance this Runtime started (SIGTERM, then SIGKILL
+// after StopGrace or when ctx is done) and releases the forker thread.
+// It returns once every process has exited. The Runtime cannot start
+// instances afterwards.
+func (r *Runtime) Close(ctx context.Context) error {
+	r.mu.Lock()
+	r.closed = true
+	all := make([]*Instance, 0, len(r.instances))
+	for _, in := range r.instances {
+		all = append(all, in)
+	}
+	r.mu.Unlock()
+
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, in := range all {
+		wg.Go(func() { errs[i] = in.Stop(ctx) })
+	}
+	wg.Wait()
+
+	r.quitOnce.Do(func() { close(r.forkQuit) })
+	<-r.forkDone
+	return errors.Join(errs...)
+}
+
+func (r *Runtime) forget(in *Instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.instances[in.dir] == in {
+		delete(r.instances, in.dir)
+	}
+}
+
+func (r *Runtime) ownsDir(dir string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.instances[dir] != nil
+}

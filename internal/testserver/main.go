@@ -1,0 +1,250 @@
+// Command testserver is a small but real model server that speaks the
+// SageMaker container contract. Tests across berth run it as a local
+// process (build it with testserverbin.Build) to exercise runtimes, routing,
+// batch and async paths against a real HTTP server.
+//
+// Endpoints:
+//
+//	GET  /ping         200 once ready (503 before TESTSERVER_PING_DELAY has
+//	                   passed, or after POST /unhealthy)
+//	POST /invocations  answers according to TESTSERVER_MODE, with the
+//	                   response header X-Testserver-Instance set to its pid
+//	POST /crash        exits the process with status 2
+//	POST /unhealthy    makes every later GET /ping answer 503
+//
+// Environment:
+//
+//	SAGEMAKER_BIND_TO_PORT  port to listen on, on 127.0.0.1 (default 8080)
+//	TESTSERVER_MODE         echo (default): the request body with its
+//	                        Content-Type; upper: the body upper-cased;
+//	                        model-file: the contents of
+//	                        $SM_MODEL_DIR/$TESTSERVER_MODEL_FILE; env: the
+//	                        process environment as a JSON object
+//	TESTSERVER_MODEL_FILE   file name for model-file mode (default model.txt)
+//	TESTSERVER_FAIL_START   1: print "boom: bad model" to stderr, exit 3
+//	TESTSERVER_PING_DELAY   duration before /ping answers 200 (e.g. 2s)
+//	TESTSERVER_STATUS       HTTP status for every /invocations answer
+//	TESTSERVER_SLEEP        delay before every /invocations answer
+//	TESTSERVER_IGNORE_TERM  1: ignore SIGTERM (only SIGKILL stops it)
+//
+// The request header X-Testserver-Sleep (a Go duration) adds a delay to
+// one invocation. Without TESTSERVER_IGNORE_TERM, SIGTERM shuts the server
+// down gracefully and it exits 0.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "testserver:", err)
+		os.Exit(1)
+	}
+}
+
+// config is the server's behaviour, read from the environment.
+type config struct {
+	port      string
+	mode      string
+	modelFile string
+	pingDelay time.Duration
+	status    int
+	sleep     time.Duration
+}
+
+func loadConfig() (config, error) {
+	c := config{
+		port:      envOr("SAGEMAKER_BIND_TO_PORT", "8080"),
+		mode:      envOr("TESTSERVER_MODE", "echo"),
+		modelFile: envOr("TESTSERVER_MODEL_FILE", "model.txt"),
+		status:    http.StatusOK,
+	}
+	switch c.mode {
+	case "echo", "upper", "model-file", "env":
+	default:
+		return c, fmt.Errorf("unknown TESTSERVER_MODE %q", c.mode)
+	}
+	var err error
+	if c.pingDelay, err = envDuration("TESTSERVER_PING_DELAY"); err != nil {
+		return c, err
+	}
+	if c.sleep, err = envDuration("TESTSERVER_SLEEP"); err != nil {
+		return c, err
+	}
+	if s := os.Getenv("TESTSERVER_STATUS"); s != "" {
+		if c.status, err = strconv.Atoi(s); err != nil || c.status < 100 || c.status > 599 {
+			return c, fmt.Errorf("bad TESTSERVER_STATUS %q", s)
+		}
+	}
+	return c, nil
+}
+
+func run() error {
+	if os.Getenv("TESTSERVER_FAIL_START") == "1" {
+		fmt.Fprintln(os.Stderr, "boom: bad model")
+		os.Exit(3)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+
+	sigs := make(chan os.Signal, 1)
+	if os.Getenv("TESTSERVER_IGNORE_TERM") == "1" {
+		signal.Ignore(syscall.SIGTERM)
+	} else {
+		signal.Notify(sigs, syscall.SIGTERM, os.Interrupt)
+	}
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", cfg.port))
+	if err != nil {
+		return err
+	}
+	s := &server{cfg: cfg, readyAt: time.Now().Add(cfg.pingDelay)}
+	srv := &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(os.Stdout, "testserver: pid %d listening on %s\n", os.Getpid(), ln.Addr())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-sigs:
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			return err
+		}
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
+
+type server struct {
+	cfg       config
+	readyAt   time.Time
+	unhealthy atomic.Bool
+}
+
+func (s *server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", s.ping)
+	mux.HandleFunc("POST /invocations", s.invoke)
+	mux.HandleFunc("POST /crash", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(os.Stderr, "testserver: crashing on request")
+		os.Exit(2)
+	})
+	mux.HandleFunc("POST /unhealthy", func(w http.ResponseWriter, r *http.Request) {
+		s.unhealthy.Store(true)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	return mux
+}
+
+func (s *server) ping(w http.ResponseWriter, r *http.Request) {
+	if s.unhealthy.Load() || time.Now().Before(s.readyAt) {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
+	delay := s.cfg.sleep
+	if h := r.Header.Get("X-Testserver-Sleep"); h != "" {
+		d, err := time.ParseDuration(h)
+		if err != nil {
+			http.Error(w, "bad X-Testserver-Sleep: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		delay += d
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("X-Testserver-Instance", strconv.Itoa(os.Getpid()))
+	if s.cfg.status != http.StatusOK {
+		http.Error(w, fmt.Sprintf("testserver: scripted status %d", s.cfg.status), s.cfg.status)
+		return
+	}
+
+	contentType := r.Header.Get("Content-Type")
+	var out []byte
+	switch s.cfg.mode {
+	case "echo":
+		out = body
+	case "upper":
+		out = []byte(strings.ToUpper(string(body)))
+	case "model-file":
+		dir := os.Getenv("SM_MODEL_DIR")
+		if dir == "" {
+			http.Error(w, "SM_MODEL_DIR is not set", http.StatusInternalServerError)
+			return
+		}
+		if out, err = os.ReadFile(filepath.Join(dir, s.cfg.modelFile)); err != nil {
+			http.Error(w, "read model file: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		contentType = "application/octet-stream"
+	case "env":
+		env := make(map[string]string)
+		for _, kv := range os.Environ() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		if out, err = json.Marshal(env); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		contentType = "application/json"
+	}
+	if contentType != "" {
+		w.Header().Set("Content-Type", contentType)
+	}
+	w.Write(out)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func envDuration(key string) (time.Duration, error) {
+	s := os.Getenv(key)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("bad %s: %w", key, err)
+	}
+	return d, nil
+}
