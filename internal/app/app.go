@@ -137,7 +137,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.handler = awsapi.NewHandler(awsapi.Services{
 		SageMaker: sagemaker.NewHandler(a.cp, logger),
 		Runtime:   rtapi.NewHandler(a.router, cfg.Limits.MaxPayloadBytes, logger),
-		S3:        s3api.NewHandler(a.objects, logger.With("component", "s3-api")),
+		S3: s3api.NewHandler(a.objects, logger.With("component", "s3-api"),
+			// Multipart parts are spooled to disk, not held in memory.
+			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
+			s3api.WithVirtualHostDomains("localhost")),
 		Extra: map[string]http.Handler{
 			"/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
 		},

@@ -59,7 +59,10 @@ type BucketInfo struct {
 
 // Store is an S3-like object store. Implementations are safe for concurrent
 // use. Put replaces an object atomically: a reader sees either the old or
-// the new content, never a partial write.
+// the new content, never a partial write. Delete of a missing key succeeds,
+// as on S3. Objects returned by List always carry Bucket, Key, Size, ETag
+// and LastModified; ContentType and Metadata may be empty there (S3
+// listings do not include them). objstoretest.Run checks all of this.
 type Store interface {
 	CreateBucket(ctx context.Context, bucket string) error
 	DeleteBucket(ctx context.Context, bucket string) error

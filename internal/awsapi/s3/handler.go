@@ -60,7 +60,6 @@ func NewHandler(store objstore.Store, logger *slog.Logger, opts ...Option) http.
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("component", "awsapi.s3")
 
 	b := &backend{store: store, logger: logger}
 	if o.multipartDir != "" {

@@ -82,7 +82,6 @@ func Open(dir string, opts Options) (*Store, error) {
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
 	}
-	s.logger = s.logger.With("component", "objstore.disk")
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -55,14 +55,18 @@ func (s *Store) objectPath(bucket, key string) string {
 	return filepath.Join(s.bucketDir(bucket), keyRelPath(key))
 }
 
-// Put stores body under key, replacing any object there atomically.
+// Put stores body under key, replacing any object there atomically. The
+// body is written to a temporary file first; bucket creation and deletion
+// wait only for the final rename, not for the upload.
 func (s *Store) Put(ctx context.Context, bucket, key string, body io.Reader, opts objstore.PutOptions) (objstore.ObjectInfo, error) {
 	if err := objstore.ValidateKey(key); err != nil {
 		return objstore.ObjectInfo{}, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
+	// Fail early for a missing bucket; checked again before the rename.
 	s.buckets.RLock()
-	defer s.buckets.RUnlock()
-	if err := s.checkBucket(bucket); err != nil {
+	err := s.checkBucket(bucket)
+	s.buckets.RUnlock()
+	if err != nil {
 		return objstore.ObjectInfo{}, fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
 
@@ -76,7 +80,12 @@ func (s *Store) Put(ctx context.Context, bucket, key string, body io.Reader, opt
 		err = cerr
 	}
 	if err == nil {
-		err = s.moveIntoPlace(tmp, s.objectPath(bucket, key), s.bucketDir(bucket))
+		s.buckets.RLock()
+		err = s.checkBucket(bucket)
+		if err == nil {
+			err = s.moveIntoPlace(tmp, s.objectPath(bucket, key), s.bucketDir(bucket))
+		}
+		s.buckets.RUnlock()
 	}
 	if err != nil {
 		_ = os.Remove(tmp)

@@ -106,7 +106,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger) (*Store, error) {
 		// among them) would make the SDK log a line for every GET.
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &Store{client: client, region: region, logger: logger.With("component", "objstore.s3")}, nil
+	return &Store{client: client, region: region, logger: logger}, nil
 }
 
 // mapError turns the service's error codes into the objstore errors,

@@ -140,6 +140,13 @@ func post(t *testing.T, base, path, contentType, body string) (*http.Response, s
 	return resp, string(b)
 }
 
+// poke POSTs to url and ignores the outcome (POST /crash never answers).
+func poke(url string) {
+	if resp, err := client.Post(url, "text/plain", nil); err == nil {
+		resp.Body.Close()
+	}
+}
+
 // alive reports whether pid runs (exists and is not a zombie).
 func alive(pid int) bool { return !procGone(pid) }
 
@@ -339,10 +346,7 @@ func TestRestart(t *testing.T) {
 			in := startInstance(t, r, testSpec(t, "restart", nil))
 			firstPID, firstURL := in.PID(), in.URL()
 
-			resp, err := client.Post(firstURL+tt.path, "text/plain", nil)
-			if err == nil {
-				resp.Body.Close()
-			}
+			poke(firstURL + tt.path)
 			waitFor(t, 10*time.Second, func() error {
 				if in.Restarts() != 1 || !in.Healthy() {
 					return fmt.Errorf("restarts=%d healthy=%v", in.Restarts(), in.Healthy())
@@ -380,7 +384,7 @@ func TestRestartBacksOffWhileFailing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broken"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	post(t, in.URL(), "/crash", "text/plain", "")
+	poke(in.URL() + "/crash")
 	waitFor(t, 10*time.Second, func() error {
 		if in.Restarts() < 3 {
 			return fmt.Errorf("restarts=%d", in.Restarts())
@@ -486,8 +490,12 @@ func TestSweepStrays(t *testing.T) {
 	if err := stray.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- stray.Wait() }()
+	var waitErr error
+	waited := make(chan struct{})
+	go func() {
+		waitErr = stray.Wait()
+		close(waited)
+	}()
 	t.Cleanup(func() {
 		stray.Process.Kill()
 		<-waited
@@ -523,10 +531,10 @@ func TestSweepStrays(t *testing.T) {
 		t.Errorf("killed = %d, want 1", killed)
 	}
 	select {
-	case err := <-waited:
+	case <-waited:
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
-			t.Errorf("stray ended with %v, want SIGKILL", err)
+		if !errors.As(waitErr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Errorf("stray ended with %v, want SIGKILL", waitErr)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("stray process still runs")
@@ -657,7 +665,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		pids = append(pids, in.(*Instance).PID())
 	}
 	// One instance is mid-restart, one failed to start.
-	post(t, fmt.Sprintf("http://127.0.0.1:%s", portOf(t, r, "leak/0")), "/crash", "text/plain", "")
+	poke(fmt.Sprintf("http://127.0.0.1:%s/crash", portOf(t, r, "leak/0")))
 	if _, err := r.Start(t.Context(), testSpec(t, "leak/bad", map[string]string{"TESTSERVER_FAIL_START": "1"})); err == nil {
 		t.Fatal("start of a failing server succeeded")
 	}

@@ -1,0 +1,419 @@
+#!/usr/bin/python3
+"""End-to-end checks of a running berth through boto3 and the AWS CLI.
+
+Usage: boto3_cli_test.py --endpoint-url URL --artifacts DIR --work-dir DIR
+
+DIR (--artifacts) is what sklearn/train.py wrote: model.joblib, rows.csv and
+expected.csv. berth must know the image my-sklearn:1 (sklearn/serve.py).
+
+The checks run in order, each a named function that passes or fails on its
+own; later checks build on earlier ones (the bucket, the model, the
+endpoint). The last line printed is "e2e: N passed, M failed"; the exit code
+is non-zero if any check failed.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+import traceback
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+AWS_CLI = "/usr/bin/aws"
+IMAGE = "my-sklearn:1"
+ROLE = "arn:aws:iam::000000000000:role/berth"
+BUCKET = "models"
+MODEL_KEY = "sklearn/model.tar.gz"
+BIG_KEY = "big/random.bin"
+BIG_SIZE = 50 * 1024 * 1024  # over the CLI's 8 MiB threshold: multipart
+
+MODEL = "e2e-sklearn"
+CONFIG = "e2e-sklearn-config"
+ENDPOINT = "e2e-sklearn-endpoint"
+
+# Poll every 50 ms: the default (30 s) is tuned for AWS, not a local server.
+FAST_WAITER = {"Delay": 0.05, "MaxAttempts": 600}
+
+
+class Context:
+    """What the checks share: arguments, clients and the test files."""
+
+    def __init__(self, args):
+        self.url = args.endpoint_url
+        self.artifacts = args.artifacts
+        self.work = args.work_dir
+        cfg = Config(retries={"max_attempts": 0, "mode": "standard"}, read_timeout=60)
+        self.sm = boto3.client("sagemaker", endpoint_url=self.url, config=cfg)
+        self.smr = boto3.client("sagemaker-runtime", endpoint_url=self.url, config=cfg)
+        self.s3 = boto3.client("s3", endpoint_url=self.url, config=cfg)
+        self.rows_path = os.path.join(self.artifacts, "rows.csv")
+        with open(self.rows_path, "rb") as f:
+            self.rows = f.read()
+        with open(os.path.join(self.artifacts, "expected.csv")) as f:
+            self.expected = f.read().split()
+
+    def aws(self, *args):
+        """Runs the AWS CLI against berth; returns stdout, raises on failure."""
+        cmd = [AWS_CLI, "--endpoint-url", self.url, *args]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if p.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd[1:])} exited {p.returncode}\n"
+                f"stdout: {p.stdout.strip()}\nstderr: {p.stderr.strip()}"
+            )
+        return p.stdout
+
+    def aws_json(self, *args):
+        return json.loads(self.aws(*args, "--output", "json"))
+
+
+CHECKS = []
+
+
+def check(fn):
+    CHECKS.append(fn)
+    return fn
+
+
+def expect_eq(what, got, want):
+    if got != want:
+        raise AssertionError(f"{what}: got {got!r}, want {want!r}")
+
+
+def expect_client_error(call, code, status=None):
+    """Runs call and returns the ClientError it must raise with code."""
+    try:
+        result = call()
+    except ClientError as e:
+        err = e.response["Error"]
+        expect_eq("error code", err.get("Code"), code)
+        if status is not None:
+            expect_eq("HTTP status", e.response["ResponseMetadata"]["HTTPStatusCode"], status)
+        if not err.get("Message"):
+            raise AssertionError(f"{code} without a message: {e.response}")
+        return e
+    raise AssertionError(f"expected {code}, call succeeded: {result!r}")
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def predictions(body):
+    return body.decode().split()
+
+
+# --- (1) AWS CLI: S3 -------------------------------------------------------
+
+
+@check
+def s3_make_bucket(ctx):
+    out = ctx.aws("s3", "mb", f"s3://{BUCKET}")
+    if f"make_bucket: {BUCKET}" not in out:
+        raise AssertionError(f"unexpected output: {out!r}")
+
+
+@check
+def s3_upload_model(ctx):
+    tar_path = os.path.join(ctx.work, "model.tar.gz")
+    with tarfile.open(tar_path, "w:gz") as tar:
+        tar.add(os.path.join(ctx.artifacts, "model.joblib"), arcname="model.joblib")
+    ctx.aws("s3", "cp", tar_path, f"s3://{BUCKET}/{MODEL_KEY}")
+    head = ctx.s3.head_object(Bucket=BUCKET, Key=MODEL_KEY)
+    expect_eq("ContentLength", head["ContentLength"], os.path.getsize(tar_path))
+
+
+@check
+def s3_multipart_roundtrip(ctx):
+    up = os.path.join(ctx.work, "random.bin")
+    down = os.path.join(ctx.work, "random.back")
+    with open(up, "wb") as f:
+        for _ in range(BIG_SIZE // (1 << 20)):
+            f.write(os.urandom(1 << 20))
+    ctx.aws("s3", "cp", up, f"s3://{BUCKET}/{BIG_KEY}")
+    head = ctx.s3.head_object(Bucket=BUCKET, Key=BIG_KEY)
+    expect_eq("ContentLength", head["ContentLength"], BIG_SIZE)
+    # A multipart object's ETag is "<md5 of part md5s>-<part count>".
+    if "-" not in head["ETag"]:
+        raise AssertionError(f"ETag {head['ETag']} is not a multipart ETag")
+    ctx.aws("s3", "cp", f"s3://{BUCKET}/{BIG_KEY}", down)
+    expect_eq("sha256 after round trip", sha256_file(down), sha256_file(up))
+    os.remove(up)
+    os.remove(down)
+
+
+@check
+def s3_list(ctx):
+    buckets = ctx.aws("s3", "ls").split()
+    if BUCKET not in buckets:
+        raise AssertionError(f"bucket {BUCKET} not in `aws s3 ls`: {buckets}")
+    listing = ctx.aws("s3", "ls", f"s3://{BUCKET}", "--recursive")
+    for key in (MODEL_KEY, BIG_KEY):
+        if key not in listing:
+            raise AssertionError(f"{key} not in listing:\n{listing}")
+    if f" {BIG_SIZE} {BIG_KEY}" not in listing:
+        raise AssertionError(f"{BIG_KEY} not listed with size {BIG_SIZE}:\n{listing}")
+
+
+# --- (2) boto3: deploy, invoke, scale --------------------------------------
+
+
+@check
+def create_model(ctx):
+    resp = ctx.sm.create_model(
+        ModelName=MODEL,
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/{MODEL_KEY}",
+            "Environment": {"E2E": "1"},
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    expect_eq("ModelArn", resp["ModelArn"],
+              f"arn:aws:sagemaker:us-east-1:000000000000:model/{MODEL}")
+
+
+@check
+def create_endpoint_config(ctx):
+    resp = ctx.sm.create_endpoint_config(
+        EndpointConfigName=CONFIG,
+        ProductionVariants=[{
+            "VariantName": "AllTraffic",
+            "ModelName": MODEL,
+            "InitialInstanceCount": 1,
+            "InstanceType": "ml.m5.large",
+        }],
+    )
+    if not resp["EndpointConfigArn"].endswith(f":endpoint-config/{CONFIG}"):
+        raise AssertionError(f"EndpointConfigArn {resp['EndpointConfigArn']}")
+
+
+@check
+def create_endpoint_and_wait(ctx):
+    start = time.monotonic()
+    resp = ctx.sm.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName=CONFIG)
+    ctx.sm.get_waiter("endpoint_in_service").wait(EndpointName=ENDPOINT, WaiterConfig=FAST_WAITER)
+    print(f"create_endpoint -> InService: {time.monotonic() - start:.2f} s")
+    if not resp["EndpointArn"].endswith(f":endpoint/{ENDPOINT}"):
+        raise AssertionError(f"EndpointArn {resp['EndpointArn']}")
+
+
+@check
+def invoke_csv(ctx):
+    resp = ctx.smr.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv",
+                                   Accept="text/csv", Body=ctx.rows)
+    expect_eq("predictions", predictions(resp["Body"].read()), ctx.expected)
+    expect_eq("ContentType", resp["ContentType"], "text/csv")
+    expect_eq("InvokedProductionVariant", resp["InvokedProductionVariant"], "AllTraffic")
+
+
+@check
+def invoke_json(ctx):
+    rows = [[float(v) for v in line.split(",")] for line in ctx.rows.decode().split()]
+    resp = ctx.smr.invoke_endpoint(EndpointName=ENDPOINT, ContentType="application/json",
+                                   Body=json.dumps({"instances": rows}))
+    got = json.loads(resp["Body"].read())["predictions"]
+    expect_eq("predictions", [str(p) for p in got], ctx.expected)
+
+
+@check
+def invoke_bad_rows_is_model_error(ctx):
+    # serve.py answers 400; SageMaker reports that as ModelError (424).
+    e = expect_client_error(
+        lambda: ctx.smr.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv",
+                                        Body=b"1,2\n"),
+        "ModelError", 424)
+    expect_eq("OriginalStatusCode", e.response.get("OriginalStatusCode"), 400)
+    if "4 features" not in e.response.get("OriginalMessage", ""):
+        raise AssertionError(f"OriginalMessage lacks the model's message: {e.response}")
+
+
+@check
+def describe_resources(ctx):
+    model = ctx.sm.describe_model(ModelName=MODEL)
+    expect_eq("Image", model["PrimaryContainer"]["Image"], IMAGE)
+    expect_eq("ModelDataUrl", model["PrimaryContainer"]["ModelDataUrl"],
+              f"s3://{BUCKET}/{MODEL_KEY}")
+    expect_eq("Environment", model["PrimaryContainer"].get("Environment"), {"E2E": "1"})
+    expect_eq("ExecutionRoleArn", model["ExecutionRoleArn"], ROLE)
+
+    config = ctx.sm.describe_endpoint_config(EndpointConfigName=CONFIG)
+    pv = config["ProductionVariants"][0]
+    expect_eq("config ModelName", pv["ModelName"], MODEL)
+    expect_eq("config InitialInstanceCount", pv["InitialInstanceCount"], 1)
+
+    ep = ctx.sm.describe_endpoint(EndpointName=ENDPOINT)
+    expect_eq("EndpointStatus", ep["EndpointStatus"], "InService")
+    expect_eq("EndpointConfigName", ep["EndpointConfigName"], CONFIG)
+    v = ep["ProductionVariants"][0]
+    expect_eq("VariantName", v["VariantName"], "AllTraffic")
+    expect_eq("CurrentInstanceCount", v["CurrentInstanceCount"], 1)
+    if ep["LastModifiedTime"] < ep["CreationTime"]:
+        raise AssertionError(f"LastModifiedTime before CreationTime: {ep}")
+
+
+@check
+def list_resources(ctx):
+    models = ctx.sm.list_models(NameContains="e2e-sklearn")["Models"]
+    expect_eq("list_models", [m["ModelName"] for m in models], [MODEL])
+    configs = ctx.sm.list_endpoint_configs(NameContains="e2e-sklearn")["EndpointConfigs"]
+    expect_eq("list_endpoint_configs", [c["EndpointConfigName"] for c in configs], [CONFIG])
+    eps = ctx.sm.list_endpoints(NameContains="e2e-sklearn")["Endpoints"]
+    expect_eq("list_endpoints", [(e["EndpointName"], e["EndpointStatus"]) for e in eps],
+              [(ENDPOINT, "InService")])
+
+
+@check
+def duplicate_model_is_rejected(ctx):
+    expect_client_error(
+        lambda: ctx.sm.create_model(ModelName=MODEL, ExecutionRoleArn=ROLE,
+                                    PrimaryContainer={"Image": IMAGE}),
+        "ValidationException", 400)
+
+
+@check
+def unknown_endpoint_config_is_rejected(ctx):
+    expect_client_error(
+        lambda: ctx.sm.create_endpoint(EndpointName="e2e-orphan",
+                                       EndpointConfigName="e2e-no-such-config"),
+        "ValidationException", 400)
+    expect_client_error(lambda: ctx.sm.describe_endpoint(EndpointName="e2e-orphan"),
+                        "ValidationException", 400)
+
+
+@check
+def invoke_unknown_endpoint_is_rejected(ctx):
+    expect_client_error(
+        lambda: ctx.smr.invoke_endpoint(EndpointName="e2e-no-such-endpoint",
+                                        ContentType="text/csv", Body=ctx.rows),
+        "ValidationError", 400)
+
+
+@check
+def scale_to_two_instances(ctx):
+    start = time.monotonic()
+    ctx.sm.update_endpoint_weights_and_capacities(
+        EndpointName=ENDPOINT,
+        DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredInstanceCount": 2}],
+    )
+    ctx.sm.get_waiter("endpoint_in_service").wait(EndpointName=ENDPOINT, WaiterConfig=FAST_WAITER)
+    print(f"update_endpoint_weights_and_capacities -> InService: {time.monotonic() - start:.2f} s")
+    v = ctx.sm.describe_endpoint(EndpointName=ENDPOINT)["ProductionVariants"][0]
+    expect_eq("CurrentInstanceCount", v["CurrentInstanceCount"], 2)
+    expect_eq("DesiredInstanceCount", v.get("DesiredInstanceCount"), 2)
+    for _ in range(10):
+        resp = ctx.smr.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv", Body=ctx.rows)
+        expect_eq("predictions after scaling", predictions(resp["Body"].read()), ctx.expected)
+
+
+# --- (3) AWS CLI: sagemaker and sagemaker-runtime --------------------------
+
+
+@check
+def cli_describe_endpoint(ctx):
+    ep = ctx.aws_json("sagemaker", "describe-endpoint", "--endpoint-name", ENDPOINT)
+    expect_eq("EndpointStatus", ep["EndpointStatus"], "InService")
+    expect_eq("CurrentInstanceCount", ep["ProductionVariants"][0]["CurrentInstanceCount"], 2)
+
+
+@check
+def cli_list_endpoints(ctx):
+    eps = ctx.aws_json("sagemaker", "list-endpoints")["Endpoints"]
+    if ENDPOINT not in [e["EndpointName"] for e in eps]:
+        raise AssertionError(f"{ENDPOINT} not in list-endpoints: {eps}")
+
+
+@check
+def cli_invoke_endpoint(ctx):
+    out = os.path.join(ctx.work, "out.txt")
+    meta = ctx.aws_json("sagemaker-runtime", "invoke-endpoint", "--endpoint-name", ENDPOINT,
+                        "--body", f"fileb://{ctx.rows_path}", "--content-type", "text/csv", out)
+    expect_eq("ContentType", meta.get("ContentType"), "text/csv")
+    with open(out, "rb") as f:
+        expect_eq("predictions", predictions(f.read()), ctx.expected)
+
+
+# --- (4) tear down ---------------------------------------------------------
+
+
+@check
+def delete_endpoint_and_wait(ctx):
+    start = time.monotonic()
+    ctx.sm.delete_endpoint(EndpointName=ENDPOINT)
+    ctx.sm.get_waiter("endpoint_deleted").wait(EndpointName=ENDPOINT, WaiterConfig=FAST_WAITER)
+    print(f"delete_endpoint -> deleted: {time.monotonic() - start:.2f} s")
+    expect_client_error(
+        lambda: ctx.smr.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv",
+                                        Body=ctx.rows),
+        "ValidationError", 400)
+
+
+@check
+def delete_config_and_model(ctx):
+    ctx.sm.delete_endpoint_config(EndpointConfigName=CONFIG)
+    ctx.sm.delete_model(ModelName=MODEL)
+    expect_client_error(lambda: ctx.sm.describe_endpoint_config(EndpointConfigName=CONFIG),
+                        "ValidationException", 400)
+    expect_client_error(lambda: ctx.sm.describe_model(ModelName=MODEL),
+                        "ValidationException", 400)
+    expect_eq("list_models", ctx.sm.list_models(NameContains="e2e-sklearn")["Models"], [])
+    expect_eq("list_endpoints", ctx.sm.list_endpoints(NameContains="e2e-sklearn")["Endpoints"], [])
+
+
+def isolate_aws_environment():
+    """Test credentials and no user profile, for boto3 and the CLI alike."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
+        os.environ.pop(name, None)
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_PAGER": "",
+    })
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoint-url", required=True)
+    parser.add_argument("--artifacts", required=True, help="directory train.py wrote")
+    parser.add_argument("--work-dir", required=True, help="scratch directory")
+    args = parser.parse_args()
+    isolate_aws_environment()
+    ctx = Context(args)
+
+    passed, failed = 0, []
+    for fn in CHECKS:
+        try:
+            fn(ctx)
+        except Exception as e:  # each check fails on its own, the rest still run
+            failed.append(fn.__name__)
+            print(f"FAIL {fn.__name__}: {type(e).__name__}: {e}")
+            if not isinstance(e, (AssertionError, ClientError)):
+                traceback.print_exc(file=sys.stdout)
+        else:
+            passed += 1
+            print(f"ok   {fn.__name__}")
+        sys.stdout.flush()
+
+    if failed:
+        print(f"failed checks: {', '.join(failed)}")
+    print(f"e2e: {passed} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
