@@ -108,7 +108,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		DefaultStartupTimeout: cfg.Runtime.StartupTimeout,
 		// Poll readiness often: a local model server is usually up in
 		// milliseconds, and CreateEndpoint → InService should be as quick.
-		ReadyPollInterval: 10 * time.Millisecond,
+		ReadyPollInterval: 5 * time.Millisecond,
 	})
 	if err != nil {
 		return nil, err

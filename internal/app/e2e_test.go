@@ -273,3 +273,41 @@ func TestUpdateEndpointAndWeights(t *testing.T) {
 		t.Errorf("unknown variant: %s %s", code, msg)
 	}
 }
+
+func TestTags(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()))
+	ctx := context.Background()
+	_, err := s.sm.CreateModel(ctx, &sagemaker.CreateModelInput{
+		ModelName: aws.String("tagged"), ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/r"),
+		PrimaryContainer: &smtypes.ContainerDefinition{Image: aws.String(testImage)},
+		Tags:             []smtypes.Tag{{Key: aws.String("team"), Value: aws.String("a")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := "arn:aws:sagemaker:us-east-1:000000000000:model/tagged"
+	if _, err := s.sm.AddTags(ctx, &sagemaker.AddTagsInput{ResourceArn: aws.String(arn), Tags: []smtypes.Tag{
+		{Key: aws.String("team"), Value: aws.String("b")}, {Key: aws.String("env"), Value: aws.String("ci")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.sm.DeleteTags(ctx, &sagemaker.DeleteTagsInput{ResourceArn: aws.String(arn), TagKeys: []string{"env"}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.sm.ListTags(ctx, &sagemaker.ListTagsInput{ResourceArn: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Tags) != 1 || aws.ToString(out.Tags[0].Key) != "team" || aws.ToString(out.Tags[0].Value) != "b" {
+		t.Errorf("tags = %+v", out.Tags)
+	}
+	_, err = s.sm.ListTags(ctx, &sagemaker.ListTagsInput{ResourceArn: aws.String("arn:aws:sagemaker:us-east-1:000000000000:model/ghost")})
+	if code, _ := apiError(err); code != "ValidationException" {
+		t.Errorf("tags of a missing model: %v", err)
+	}
+	// The model itself is unchanged by tagging.
+	d, err := s.sm.DescribeModel(ctx, &sagemaker.DescribeModelInput{ModelName: aws.String("tagged")})
+	if err != nil || aws.ToString(d.PrimaryContainer.Image) != testImage {
+		t.Errorf("describe after tagging: %+v %v", d, err)
+	}
+}

@@ -39,7 +39,7 @@ type server struct {
 	s3      *s3.Client
 }
 
-func testConfig(t *testing.T, dataDir string) config.Config {
+func testConfig(t testing.TB, dataDir string) config.Config {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
@@ -55,7 +55,7 @@ func testConfig(t *testing.T, dataDir string) config.Config {
 
 // startServer starts berth on a free port with cfg and stops it when the
 // test ends.
-func startServer(t *testing.T, cfg config.Config) *server {
+func startServer(t testing.TB, cfg config.Config) *server {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -91,7 +91,7 @@ func clients(url string) (*sagemaker.Client, *sagemakerruntime.Client, *s3.Clien
 	return sm, rt, s3c
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(bytes.TrimRight(p, "\n")))

@@ -43,6 +43,9 @@ func NewHandler(cp *controlplane.Service, logger *slog.Logger) *Handler {
 		"DeleteEndpoint":                     h.deleteEndpoint,
 		"UpdateEndpoint":                     h.updateEndpoint,
 		"UpdateEndpointWeightsAndCapacities": h.updateWeights,
+		"AddTags":                            h.addTags,
+		"DeleteTags":                         h.deleteTags,
+		"ListTags":                           h.listTags,
 	}
 	return h
 }
@@ -394,4 +397,50 @@ func (h *Handler) updateWeights(ctx context.Context, r *http.Request) (any, erro
 func timeFromEpoch(f float64) time.Time {
 	sec := int64(f)
 	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}
+
+// ---- tags ----
+
+type tagsInput struct {
+	ResourceArn string
+	Tags        []controlplane.Tag
+	TagKeys     []string
+	MaxResults  *int32
+	NextToken   string
+}
+
+func (h *Handler) addTags(ctx context.Context, r *http.Request) (any, error) {
+	var in tagsInput
+	if err := awsapi.DecodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	tags, err := h.cp.AddTags(ctx, in.ResourceArn, in.Tags)
+	if err != nil {
+		return nil, err
+	}
+	return struct{ Tags []controlplane.Tag }{tags}, nil
+}
+
+func (h *Handler) deleteTags(ctx context.Context, r *http.Request) (any, error) {
+	var in tagsInput
+	if err := awsapi.DecodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	return struct{}{}, h.cp.DeleteTags(ctx, in.ResourceArn, in.TagKeys)
+}
+
+func (h *Handler) listTags(ctx context.Context, r *http.Request) (any, error) {
+	var in tagsInput
+	if err := awsapi.DecodeJSON(r, &in); err != nil {
+		return nil, err
+	}
+	tags, err := h.cp.ListTags(ctx, in.ResourceArn)
+	if err != nil {
+		return nil, err
+	}
+	if tags == nil {
+		tags = []controlplane.Tag{}
+	}
+	// A resource has at most 50 tags, so one page always holds them all.
+	return struct{ Tags []controlplane.Tag }{tags}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,7 @@ func TestTailWriter(t *testing.T) {
 
 func TestPortAllocatorRange(t *testing.T) {
 	a := newPortAllocator(42000, 42011, 3) // three blocks of four
+	a.free = func([]int) bool { return true }
 	var leases []portLease
 	for range 3 {
 		l, err := a.allocate()
@@ -101,6 +103,19 @@ func TestPortAllocatorRange(t *testing.T) {
 	l, err := a.allocate()
 	if err != nil || l != leases[1] {
 		t.Errorf("allocate after release = %+v, %v; want %+v", l, err, leases[1])
+	}
+}
+
+func TestPortAllocatorSkipsBusyPorts(t *testing.T) {
+	a := newPortAllocator(42000, 42011, 3)
+	a.free = func(ports []int) bool { return !slices.Contains(ports, 42002) } // block 0 busy
+	for _, want := range []int{42004, 42008} {
+		if l, err := a.allocate(); err != nil || l.Bind != want {
+			t.Errorf("allocate = %+v, %v; want bind %d", l, err, want)
+		}
+	}
+	if _, err := a.allocate(); !errors.Is(err, errNoPorts) {
+		t.Errorf("allocate with only a busy block left: %v, want errNoPorts", err)
 	}
 }
 

@@ -38,8 +38,9 @@ func (l portLease) ports() []int {
 // 1+safe ports and every port of a block is checked free before it is
 // leased.
 type portAllocator struct {
-	lo, hi int // configured range; zero means the OS picks
-	safe   int // safe ports per lease
+	lo, hi int              // configured range; zero means the OS picks
+	safe   int              // safe ports per lease
+	free   func([]int) bool // reports whether ports can be bound now
 
 	mu   sync.Mutex
 	held map[int]bool // every port of every lease held
@@ -47,7 +48,7 @@ type portAllocator struct {
 }
 
 func newPortAllocator(lo, hi, safe int) *portAllocator {
-	return &portAllocator{lo: lo, hi: hi, safe: safe, held: make(map[int]bool)}
+	return &portAllocator{lo: lo, hi: hi, safe: safe, free: allFree, held: make(map[int]bool)}
 }
 
 // errNoPorts reports that every block of the configured range is in use.
@@ -90,7 +91,7 @@ func (a *portAllocator) allocateRange() (portLease, error) {
 		b := (a.next + i) % blocks
 		start := a.lo + b*size
 		l := portLease{Bind: start, SafeLo: start + 1, SafeHi: start + a.safe}
-		if a.anyHeld(l) || !allFree(l.ports()) {
+		if a.anyHeld(l) || !a.free(l.ports()) {
 			continue
 		}
 		a.next = (b + 1) % blocks
@@ -124,6 +125,9 @@ func (a *portAllocator) hold(l portLease) {
 }
 
 // allFree reports whether every port can be listened on at 127.0.0.1 now.
+// On Linux a port in the ephemeral range can be held by a client socket,
+// even one in TIME_WAIT, which is why a PortRange belongs outside
+// net.ipv4.ip_local_port_range.
 func allFree(ports []int) bool {
 	for _, p := range ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))

@@ -10,6 +10,18 @@
 // signals. Processes die with berth: they are forked with
 // Pdeathsig=SIGKILL from one dedicated OS thread that lives as long as the
 // Runtime, and SweepStrays kills whatever a crashed berth left behind.
+//
+// Ports: every process start takes a fresh lease of 1+SafePorts ports on
+// 127.0.0.1, released when the process exits. The first is
+// SAGEMAKER_BIND_TO_PORT; the rest, given as SAGEMAKER_SAFE_PORT_RANGE
+// ("lo-hi", inclusive), are the process's to use internally. Without
+// Options.PortRange the OS picks the bind port (listen on port 0, then
+// close) and the safe range is the ports right after it; with a PortRange
+// the range is cut into blocks and each block is checked free before use.
+// Either way no two live instances of one Runtime share a port, but a port
+// is free only when checked: another program can take it before the model
+// server binds it. A first start then fails with runtime.ErrStartup; a
+// restart is retried, with backoff, on a new lease.
 package process
 
 import (
@@ -38,7 +50,9 @@ type Options struct {
 	// Logger receives lifecycle events; nil discards them.
 	Logger *slog.Logger
 	// PortRange, when set ([lo, hi], inclusive), is where bind ports and
-	// safe ranges are allocated, in blocks of 1+SafePorts ports. When zero
+	// safe ranges are allocated, in blocks of 1+SafePorts ports; choose it
+	// outside the OS's ephemeral port range, where client connections
+	// would take ports from under it. When zero
 	// the OS picks a free bind port and the safe range is the SafePorts
 	// ports after it; they are never given to another instance of this
 	// Runtime but another program may take them.
