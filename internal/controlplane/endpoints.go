@@ -357,18 +357,17 @@ func truncate(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
-// setStatus persists a status change made by a background transition.
-func (s *Service) setStatus(name, status string, change func(*Endpoint)) {
-	_, err := s.opts.Store.Update(context.Background(), kindEndpoint, name, func(rec *store.Record) error {
-		if rec.Status == StatusDeleting && status != StatusDeleting {
-			return errDeleting
-		}
+// changeEndpoint reads, changes and writes back an endpoint in one
+// transaction. change gets the current status and returns the new one.
+func (s *Service) changeEndpoint(ctx context.Context, name string, change func(status string, ep *Endpoint) (string, error)) error {
+	_, err := s.opts.Store.Update(ctx, kindEndpoint, name, func(rec *store.Record) error {
 		var ep Endpoint
 		if err := json.Unmarshal(rec.Body, &ep); err != nil {
-			return err
+			return fmt.Errorf("decode endpoint %q: %w", name, err)
 		}
-		if change != nil {
-			change(&ep)
+		status, err := change(rec.Status, &ep)
+		if err != nil {
+			return err
 		}
 		data, err := json.Marshal(ep)
 		if err != nil {
@@ -376,6 +375,21 @@ func (s *Service) setStatus(name, status string, change func(*Endpoint)) {
 		}
 		rec.Body, rec.Status, rec.Modified = data, status, s.opts.Now()
 		return nil
+	})
+	return err
+}
+
+// setStatus persists a status change made by a background transition,
+// unless the endpoint is being deleted meanwhile.
+func (s *Service) setStatus(name, status string, change func(*Endpoint)) {
+	err := s.changeEndpoint(context.Background(), name, func(cur string, ep *Endpoint) (string, error) {
+		if cur == StatusDeleting && status != StatusDeleting {
+			return "", errDeleting
+		}
+		if change != nil {
+			change(ep)
+		}
+		return status, nil
 	})
 	if err != nil && !errors.Is(err, errDeleting) && !errors.Is(err, store.ErrNotFound) {
 		s.log.Error("persist endpoint status", "endpoint", name, "status", status, "err", err)
@@ -483,25 +497,16 @@ func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, d
 	if err := s.checkCapacity(ctx, name, dep); err != nil {
 		return err
 	}
-	_, err = s.opts.Store.Update(ctx, kindEndpoint, name, func(rec *store.Record) error {
-		if rec.Status != StatusInService {
-			return fault.New(fault.Invalid, "Cannot update in-progress endpoint %q.", s.ARN("endpoint", name))
-		}
-		var ep Endpoint
-		if err := json.Unmarshal(rec.Body, &ep); err != nil {
-			return err
+	err = s.changeEndpoint(ctx, name, func(status string, ep *Endpoint) (string, error) {
+		if status != StatusInService {
+			return "", fault.New(fault.Invalid, "Cannot update in-progress endpoint %q.", s.ARN("endpoint", name))
 		}
 		ep.Pending = dep
 		ep.FailureReason = ""
 		if !retainDeploymentConfig {
 			ep.DeploymentConfig = deploymentConfig
 		}
-		data, err := json.Marshal(ep)
-		if err != nil {
-			return err
-		}
-		rec.Body, rec.Status, rec.Modified = data, StatusUpdating, s.opts.Now()
-		return nil
+		return StatusUpdating, nil
 	})
 	if err != nil {
 		return err
@@ -589,21 +594,12 @@ func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, name s
 			return err
 		}
 	}
-	_, err = s.opts.Store.Update(ctx, kindEndpoint, name, func(rec *store.Record) error {
-		if rec.Status != StatusInService {
-			return fault.New(fault.Invalid, "Cannot update in-progress endpoint %q.", s.ARN("endpoint", name))
+	err = s.changeEndpoint(ctx, name, func(status string, ep *Endpoint) (string, error) {
+		if status != StatusInService {
+			return "", fault.New(fault.Invalid, "Cannot update in-progress endpoint %q.", s.ARN("endpoint", name))
 		}
-		var ep Endpoint
-		if err := json.Unmarshal(rec.Body, &ep); err != nil {
-			return err
-		}
-		applyDesired(&ep, desired)
-		data, err := json.Marshal(ep)
-		if err != nil {
-			return err
-		}
-		rec.Body, rec.Status, rec.Modified = data, StatusUpdating, s.opts.Now()
-		return nil
+		applyDesired(ep, desired)
+		return StatusUpdating, nil
 	})
 	if err != nil {
 		return err
