@@ -311,3 +311,71 @@ func TestTags(t *testing.T) {
 		t.Errorf("describe after tagging: %+v %v", d, err)
 	}
 }
+
+func TestHealthCheckTimeout(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Runtime.StartupTimeout = 300 * time.Millisecond
+	s := startServer(t, cfg)
+	s.createModel(t, "sleepy", map[string]string{"TESTSERVER_PING_DELAY": "1m"}, "")
+	s.createConfig(t, "sleepy", "sleepy", 1)
+	s.createEndpoint(t, "sleepy", "sleepy")
+	waitFor(t, 30*time.Second, func() error {
+		d, err := s.sm.DescribeEndpoint(context.Background(), &sagemaker.DescribeEndpointInput{EndpointName: aws.String("sleepy")})
+		if err != nil {
+			return err
+		}
+		if d.EndpointStatus != smtypes.EndpointStatusFailed {
+			return errors.New("status " + string(d.EndpointStatus))
+		}
+		if r := aws.ToString(d.FailureReason); !strings.Contains(r, "health check") {
+			t.Errorf("FailureReason = %q, want it to name the health check", r)
+		}
+		return nil
+	})
+	if n := len(instancePIDs(t, s.dataDir)); n != 0 {
+		t.Errorf("%d model processes left running after a failed start", n)
+	}
+}
+
+func TestModelDataSourcePrefix(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()))
+	ctx := context.Background()
+	s.upload(t, "models", "llm/config.json", []byte(`{"layers":2}`))
+	s.upload(t, "models", "llm/weights/part-1.bin", []byte("w1"))
+	_, err := s.sm.CreateModel(ctx, &sagemaker.CreateModelInput{
+		ModelName:        aws.String("prefix"),
+		ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/r"),
+		PrimaryContainer: &smtypes.ContainerDefinition{
+			Image:       aws.String(testImage),
+			Environment: map[string]string{"TESTSERVER_MODE": "model-file", "TESTSERVER_MODEL_FILE": "weights/part-1.bin"},
+			ModelDataSource: &smtypes.ModelDataSource{S3DataSource: &smtypes.S3ModelDataSource{
+				S3Uri:           aws.String("s3://models/llm/"),
+				S3DataType:      smtypes.S3ModelDataTypeS3Prefix,
+				CompressionType: smtypes.ModelCompressionTypeNone,
+			}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.createConfig(t, "prefix", "prefix", 1)
+	s.createEndpoint(t, "prefix", "prefix")
+	s.waitInService(t, "prefix")
+	if got, err := s.invoke(t, "prefix", "x"); err != nil || got != "w1" {
+		t.Fatalf("invoke = %q, %v", got, err)
+	}
+	// A prefix with nothing under it is refused at CreateModel.
+	_, err = s.sm.CreateModel(ctx, &sagemaker.CreateModelInput{
+		ModelName:        aws.String("empty-prefix"),
+		ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/r"),
+		PrimaryContainer: &smtypes.ContainerDefinition{
+			Image: aws.String(testImage),
+			ModelDataSource: &smtypes.ModelDataSource{S3DataSource: &smtypes.S3ModelDataSource{
+				S3Uri: aws.String("s3://models/nothing/"), S3DataType: smtypes.S3ModelDataTypeS3Prefix, CompressionType: smtypes.ModelCompressionTypeNone,
+			}},
+		},
+	})
+	if code, msg := apiError(err); code != "ValidationException" || !strings.Contains(msg, "s3://models/nothing/") {
+		t.Errorf("empty prefix: %s %s", code, msg)
+	}
+}
