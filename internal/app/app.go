@@ -20,9 +20,11 @@ import (
 	rtapi "github.com/berth-io/berth/internal/awsapi/runtime"
 	s3api "github.com/berth-io/berth/internal/awsapi/s3"
 	"github.com/berth-io/berth/internal/awsapi/sagemaker"
+	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/config"
 	"github.com/berth-io/berth/internal/controlplane"
 	"github.com/berth-io/berth/internal/images"
+	"github.com/berth-io/berth/internal/metrics"
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
 	s3store "github.com/berth-io/berth/internal/objstore/s3"
@@ -40,6 +42,7 @@ type App struct {
 	objects objstore.Store
 	runtime *process.Runtime
 	router  *router.Router
+	metrics *metrics.Metrics
 	cp      *controlplane.Service
 	handler http.Handler
 
@@ -118,9 +121,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	} else if n > 0 {
 		logger.Info("stopped model processes left by an earlier run", "count", n)
 	}
+	a.metrics = metrics.New()
 	a.router = router.New(router.Options{
 		AccountID: cfg.AccountID,
 		Timeout:   cfg.Limits.InvocationTimeout,
+		Metrics:   a.metrics,
 	})
 	a.cp = controlplane.New(controlplane.Options{
 		Store:          a.state,
@@ -132,17 +137,26 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AccountID:      cfg.AccountID,
 		StartupTimeout: cfg.Runtime.StartupTimeout,
 		MaxInstances:   cfg.Limits.MaxInstances,
-		Logger:         logger,
+		DrainTimeout:   cfg.Limits.InvocationTimeout,
+		NewCapturer: func(endpoint string, cc capture.Config) controlplane.Capturer {
+			return capture.New(endpoint, cc, a.objects, capture.Options{FlushInterval: cfg.Capture.FlushInterval, Logger: logger})
+		},
+		Logger: logger,
 	})
 	a.handler = awsapi.NewHandler(awsapi.Services{
 		SageMaker: sagemaker.NewHandler(a.cp, logger),
-		Runtime:   rtapi.NewHandler(a.router, cfg.Limits.MaxPayloadBytes, logger),
+		Runtime: rtapi.New(a.router, rtapi.Options{
+			MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
+			BodyTimeout:     cfg.Limits.InvocationTimeout,
+			Logger:          logger,
+		}),
 		S3: s3api.NewHandler(a.objects, logger.With("component", "s3-api"),
 			// Multipart parts are spooled to disk, not held in memory.
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
 			s3api.WithVirtualHostDomains("localhost")),
 		Extra: map[string]http.Handler{
-			"/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
+			"/ping":    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
+			"/metrics": a.metrics.Handler(),
 		},
 	}, logger)
 	ok = true

@@ -22,6 +22,7 @@ import (
 
 	"github.com/berth-io/berth/internal/app"
 	"github.com/berth-io/berth/internal/config"
+	"github.com/berth-io/berth/internal/modelserver/builtin"
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
 )
 
@@ -59,7 +60,7 @@ func startServer(t testing.TB, cfg config.Config) *server {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	a, err := app.New(ctx, cfg, app.Options{Logger: logger})
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Frameworks: builtin.Frameworks()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,6 +38,15 @@ type Config struct {
 	Runtime Runtime `yaml:"runtime"`
 	// Limits are the request limits of the inference APIs.
 	Limits Limits `yaml:"limits"`
+	// Capture tunes data capture.
+	Capture Capture `yaml:"capture"`
+}
+
+// Capture tunes how captured invocations are written.
+type Capture struct {
+	// FlushInterval is the longest a captured record waits in memory
+	// before it is written to the object store.
+	FlushInterval time.Duration `yaml:"flush_interval"`
 }
 
 // Image is a local command that plays the part of a container image.
@@ -99,6 +108,7 @@ func Default() Config {
 			HealthInterval: 5 * time.Second,
 			StopGrace:      30 * time.Second,
 		},
+		Capture: Capture{FlushInterval: 5 * time.Second},
 		Limits: Limits{
 			MaxPayloadBytes:   6 << 20,
 			InvocationTimeout: 60 * time.Second,
@@ -153,6 +163,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.StartupTimeout <= 0 || c.Runtime.HealthInterval <= 0 || c.Runtime.StopGrace < 0 {
 		return errors.New("runtime: startup_timeout and health_interval must be positive")
+	}
+	if c.Capture.FlushInterval <= 0 {
+		return errors.New("capture: flush_interval must be positive")
 	}
 	if c.Limits.MaxPayloadBytes <= 0 || c.Limits.InvocationTimeout <= 0 || c.Limits.MaxInstances <= 0 {
 		return errors.New("limits: max_payload_bytes, invocation_timeout and max_instances must be positive")

@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/store"
@@ -26,10 +28,12 @@ type EndpointRecord struct {
 }
 
 // liveEndpoint is the running side of an endpoint: its instances per
-// variant, and the background transition (deploy, update, scale) in flight.
+// variant, its data capture writer, and the background transition
+// (deploy, update, scale) in flight.
 type liveEndpoint struct {
 	name     string
 	variants []*liveVariant
+	capture  Capturer
 
 	cancel context.CancelFunc // cancels the transition in flight
 	done   chan struct{}      // closed when it ends
@@ -37,6 +41,7 @@ type liveEndpoint struct {
 
 type liveVariant struct {
 	spec      ProductionVariant
+	shadow    bool
 	image     runtime.Image
 	modelDir  string
 	env       map[string]string
@@ -49,6 +54,10 @@ func (le *liveEndpoint) stopAll(ctx context.Context) {
 		stopInstances(ctx, v.instances)
 	}
 	le.variants = nil
+	if le.capture != nil {
+		le.capture.Close()
+		le.capture = nil
+	}
 }
 
 func stopInstances(ctx context.Context, insts []runtime.Instance) {
@@ -63,24 +72,77 @@ func stopInstances(ctx context.Context, insts []runtime.Instance) {
 	wg.Wait()
 }
 
-func (le *liveEndpoint) table() *router.Endpoint {
-	ep := &router.Endpoint{Name: le.name}
-	for _, v := range le.variants {
-		rv := &router.Variant{Name: v.spec.VariantName, Weight: float64(v.weight)}
-		for _, in := range v.instances {
-			rv.Instances = append(rv.Instances, in)
-		}
-		ep.Variants = append(ep.Variants, rv)
+func allInstances(vs []*liveVariant) []runtime.Instance {
+	var out []runtime.Instance
+	for _, v := range vs {
+		out = append(out, v.instances...)
 	}
+	return out
+}
+
+func routerInstances(insts []runtime.Instance) []router.Instance {
+	out := make([]router.Instance, len(insts))
+	for i, in := range insts {
+		out[i] = in
+	}
+	return out
+}
+
+func (le *liveEndpoint) table() *router.Endpoint {
+	return mixedTable(le.name, nil, le.variants, 1, le.capture)
+}
+
+// mixedTable routes a share newShare of the traffic to the variants of
+// newFleet and the rest to oldFleet, each fleet keeping its own relative
+// weights. It is how blue/green updates shift traffic step by step.
+func mixedTable(name string, oldFleet, newFleet []*liveVariant, newShare float64, capture Capturer) *router.Endpoint {
+	ep := &router.Endpoint{Name: name}
+	if capture != nil {
+		ep.Capture = capture
+	}
+	add := func(fleet []*liveVariant, share float64) {
+		if share <= 0 {
+			return
+		}
+		var total float64
+		for _, v := range fleet {
+			if !v.shadow {
+				total += float64(v.weight)
+			}
+		}
+		for _, v := range fleet {
+			rv := &router.Variant{Name: v.spec.VariantName, Instances: routerInstances(v.instances), Strategy: strategyOf(v.spec)}
+			if v.shadow {
+				rv.Weight = float64(v.weight)
+				ep.Shadows = append(ep.Shadows, rv)
+				continue
+			}
+			rv.Weight = float64(v.weight)
+			if total > 0 && share < 1 {
+				rv.Weight = float64(v.weight) / total * share
+			}
+			ep.Variants = append(ep.Variants, rv)
+		}
+	}
+	add(oldFleet, 1-newShare)
+	add(newFleet, newShare)
 	return ep
+}
+
+func strategyOf(pv ProductionVariant) router.Strategy {
+	if pv.RoutingConfig != nil && pv.RoutingConfig.RoutingStrategy == "RANDOM" {
+		return router.Random
+	}
+	return router.LeastOutstanding
 }
 
 // CreateEndpoint records the endpoint as Creating and deploys it in the
 // background; DescribeEndpoint shows InService or Failed when that ends.
-func (s *Service) CreateEndpoint(ctx context.Context, name, configName string, tags []Tag, deploymentConfig map[string]any) error {
+func (s *Service) CreateEndpoint(ctx context.Context, name, configName string, tags []Tag, deploymentConfig *DeploymentConfig) error {
 	var v validator
 	v.name("endpointName", name)
 	v.name("endpointConfigName", configName)
+	validateDeploymentConfig(&v, deploymentConfig)
 	v.tags("tags", tags)
 	if err := v.err(); err != nil {
 		return err
@@ -117,7 +179,7 @@ func (s *Service) snapshot(ctx context.Context, configName string) (*Deployment,
 		return nil, err
 	}
 	dep := &Deployment{Config: cfg.EndpointConfig, Models: map[string]Model{}}
-	for _, pv := range cfg.ProductionVariants {
+	for _, pv := range append(cfg.ProductionVariants, cfg.ShadowProductionVariants...) {
 		m, err := s.getModel(ctx, pv.ModelName)
 		if err != nil {
 			return nil, err
@@ -129,9 +191,11 @@ func (s *Service) snapshot(ctx context.Context, configName string) (*Deployment,
 
 func desiredVariants(dep *Deployment) []VariantState {
 	var out []VariantState
-	for _, pv := range dep.Config.ProductionVariants {
+	n := len(dep.Config.ProductionVariants)
+	for i, pv := range append(dep.Config.ProductionVariants, dep.Config.ShadowProductionVariants...) {
 		out = append(out, VariantState{
 			VariantName:          pv.VariantName,
+			Shadow:               i >= n,
 			DesiredWeight:        weightOf(pv),
 			DesiredInstanceCount: countOf(pv),
 		})
@@ -159,7 +223,7 @@ func (s *Service) checkCapacity(ctx context.Context, replacing string, dep *Depl
 		return nil
 	}
 	want := 0
-	for _, pv := range dep.Config.ProductionVariants {
+	for _, pv := range append(dep.Config.ProductionVariants, dep.Config.ShadowProductionVariants...) {
 		want += int(countOf(pv))
 	}
 	used := 0
@@ -225,6 +289,7 @@ func (s *Service) deploy(ctx context.Context, le *liveEndpoint, dep *Deployment,
 		return
 	}
 	le.variants = variants
+	le.capture = s.newCapturer(le.name, dep)
 	s.opts.Router.Publish(le.table())
 	s.log.Info("endpoint in service", "endpoint", le.name, "from", from, "took", time.Since(start))
 	s.setStatus(le.name, StatusInService, func(ep *Endpoint) {
@@ -239,6 +304,7 @@ func currentVariants(vs []*liveVariant) []VariantState {
 		n := int32(len(v.instances))
 		out = append(out, VariantState{
 			VariantName:          v.spec.VariantName,
+			Shadow:               v.shadow,
 			CurrentWeight:        v.weight,
 			DesiredWeight:        v.weight,
 			CurrentInstanceCount: n,
@@ -257,8 +323,12 @@ func currentVariants(vs []*liveVariant) []VariantState {
 // it started and returns the reason.
 func (s *Service) startVariants(ctx context.Context, endpoint string, dep *Deployment) ([]*liveVariant, error) {
 	var out []*liveVariant
-	for _, pv := range dep.Config.ProductionVariants {
+	shadows := len(dep.Config.ProductionVariants)
+	for i, pv := range append(dep.Config.ProductionVariants, dep.Config.ShadowProductionVariants...) {
 		lv, err := s.prepareVariant(ctx, pv, dep.Models[pv.ModelName])
+		if lv != nil {
+			lv.shadow = i >= shadows
+		}
 		if err == nil {
 			lv.instances, err = s.startInstances(ctx, endpoint, lv, int(countOf(pv)))
 		}
@@ -476,10 +546,11 @@ func (s *Service) startDelete(name string) {
 // once when all are healthy, then the old instances stop. If the new
 // config fails, the endpoint stays InService on the old one and
 // FailureReason says why.
-func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, deploymentConfig map[string]any, retainDeploymentConfig bool) error {
+func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, deploymentConfig *DeploymentConfig, retainDeploymentConfig bool) error {
 	var v validator
 	v.name("endpointName", name)
 	v.name("endpointConfigName", configName)
+	validateDeploymentConfig(&v, deploymentConfig)
 	if err := v.err(); err != nil {
 		return err
 	}
@@ -511,26 +582,63 @@ func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, d
 	if err != nil {
 		return err
 	}
-	s.startTransition(name, func(ctx context.Context, le *liveEndpoint) { s.update(ctx, le, dep) })
+	policy := deploymentConfig
+	if retainDeploymentConfig {
+		policy = cur.DeploymentConfig
+	}
+	s.startTransition(name, func(ctx context.Context, le *liveEndpoint) { s.update(ctx, le, dep, policy) })
 	return nil
 }
 
-// update replaces the live variants of an endpoint with dep's.
-func (s *Service) update(ctx context.Context, le *liveEndpoint, dep *Deployment) {
-	variants, err := s.startVariants(ctx, le.name, dep)
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("endpoint update failed; keeping the previous config", "endpoint", le.name, "err", err)
+// update replaces the live variants of an endpoint with dep's, blue/green:
+// the new fleet starts beside the old one, traffic moves to it as the
+// endpoint's DeploymentConfig says (all at once, canary or linear steps),
+// requests in flight on the old fleet finish, and only then does the old
+// fleet stop. If the new fleet cannot start, or loses every healthy
+// instance while traffic moves, traffic goes back to the old fleet and the
+// endpoint stays InService on it with the reason in FailureReason.
+func (s *Service) update(ctx context.Context, le *liveEndpoint, dep *Deployment, policy *DeploymentConfig) {
+	rollback := func(reason error) {
+		s.log.Warn("endpoint update failed; keeping the previous config", "endpoint", le.name, "err", reason)
 		s.setStatus(le.name, StatusInService, func(ep *Endpoint) {
 			ep.Pending = nil
-			ep.FailureReason = truncate("Update failed and was rolled back: "+err.Error(), 1024)
+			ep.FailureReason = truncate("Update failed and was rolled back: "+reason.Error(), 1024)
 		})
+	}
+	variants, err := s.startVariants(ctx, le.name, dep)
+	if err != nil {
+		if ctx.Err() == nil {
+			rollback(err)
+		}
 		return
 	}
-	old := le.variants
-	le.variants = variants
+	capture := s.newCapturer(le.name, dep)
+	old, oldCapture := le.variants, le.capture
+	abandon := func(reason error) {
+		s.opts.Router.Publish(le.table())
+		s.drain(le.name, allInstances(variants))
+		stopInstances(context.Background(), allInstances(variants))
+		if capture != nil {
+			capture.Close()
+		}
+		if reason != nil {
+			rollback(reason)
+		}
+	}
+	for _, step := range shiftSteps(policy, variants) {
+		s.opts.Router.Publish(mixedTable(le.name, old, variants, step.share, capture))
+		if step.wait > 0 {
+			if err := s.sleep(ctx, step.wait); err != nil {
+				abandon(nil)
+				return
+			}
+		}
+		if bad := unhealthyVariant(variants); bad != "" {
+			abandon(fmt.Errorf("variant %s of the new config had no healthy instance while traffic was shifting to it", bad))
+			return
+		}
+	}
+	le.variants, le.capture = variants, capture
 	s.opts.Router.Publish(le.table())
 	s.setStatus(le.name, StatusInService, func(ep *Endpoint) {
 		ep.Deployed, ep.Pending = dep, nil
@@ -538,9 +646,137 @@ func (s *Service) update(ctx context.Context, le *liveEndpoint, dep *Deployment)
 		ep.FailureReason = ""
 		ep.Variants = currentVariants(variants)
 	})
-	for _, v := range old {
-		stopInstances(context.Background(), v.instances)
+	s.drain(le.name, allInstances(old))
+	if w := terminationWait(policy); w > 0 {
+		s.sleep(ctx, w)
 	}
+	stopInstances(context.Background(), allInstances(old))
+	if oldCapture != nil {
+		oldCapture.Close()
+	}
+}
+
+// drain waits, within the invocation timeout, for requests in flight on
+// instances that no longer receive traffic.
+func (s *Service) drain(endpoint string, insts []runtime.Instance) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+	defer cancel()
+	if err := s.opts.Router.Drain(ctx, routerInstances(insts)); err != nil {
+		s.log.Warn("instances still busy after the drain timeout; stopping them", "endpoint", endpoint, "err", err)
+	}
+}
+
+func unhealthyVariant(vs []*liveVariant) string {
+	for _, v := range vs {
+		healthy := false
+		for _, in := range v.instances {
+			if in.Healthy() {
+				healthy = true
+				break
+			}
+		}
+		if !healthy {
+			return v.spec.VariantName
+		}
+	}
+	return ""
+}
+
+type shiftStep struct {
+	share float64       // of traffic on the new fleet
+	wait  time.Duration // before the next step
+}
+
+// shiftSteps turns a BlueGreenUpdatePolicy into traffic shares. Without a
+// policy, traffic moves all at once with no baking period.
+func shiftSteps(policy *DeploymentConfig, fleet []*liveVariant) []shiftStep {
+	if policy == nil || policy.BlueGreenUpdatePolicy == nil || policy.BlueGreenUpdatePolicy.TrafficRoutingConfiguration == nil {
+		return []shiftStep{{share: 1}}
+	}
+	tr := policy.BlueGreenUpdatePolicy.TrafficRoutingConfiguration
+	var wait time.Duration
+	if tr.WaitIntervalInSeconds != nil {
+		wait = time.Duration(*tr.WaitIntervalInSeconds) * time.Second
+	}
+	capacity := 0
+	for _, v := range fleet {
+		if !v.shadow {
+			capacity += len(v.instances)
+		}
+	}
+	share := func(c *CapacitySize) float64 {
+		if c == nil || capacity == 0 {
+			return 1
+		}
+		if c.Type == "INSTANCE_COUNT" {
+			return min(1, float64(c.Value)/float64(capacity))
+		}
+		return min(1, float64(c.Value)/100)
+	}
+	switch tr.Type {
+	case "CANARY":
+		canary := share(tr.CanarySize)
+		if canary >= 1 {
+			return []shiftStep{{share: 1, wait: wait}}
+		}
+		return []shiftStep{{share: canary, wait: wait}, {share: 1, wait: wait}}
+	case "LINEAR":
+		step := share(tr.LinearStepSize)
+		var steps []shiftStep
+		for f := step; f < 1-1e-9; f += step {
+			steps = append(steps, shiftStep{share: f, wait: wait})
+		}
+		return append(steps, shiftStep{share: 1, wait: wait})
+	default: // ALL_AT_ONCE: the wait is a baking period before the old fleet goes
+		return []shiftStep{{share: 1, wait: wait}}
+	}
+}
+
+func terminationWait(policy *DeploymentConfig) time.Duration {
+	if policy == nil || policy.BlueGreenUpdatePolicy == nil || policy.BlueGreenUpdatePolicy.TerminationWaitInSeconds == nil {
+		return 0
+	}
+	return time.Duration(*policy.BlueGreenUpdatePolicy.TerminationWaitInSeconds) * time.Second
+}
+
+// sleep waits d or until ctx ends.
+func (s *Service) sleep(ctx context.Context, d time.Duration) error {
+	if s.opts.Sleep != nil {
+		return s.opts.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// newCapturer starts data capture for a deployment, if it asks for it.
+func (s *Service) newCapturer(endpoint string, dep *Deployment) Capturer {
+	dc := dep.Config.DataCaptureConfig
+	if dc == nil || (dc.EnableCapture != nil && !*dc.EnableCapture) || s.opts.NewCapturer == nil {
+		return nil
+	}
+	dest, err := objstore.ParseS3URI(dc.DestinationS3Uri)
+	if err != nil {
+		s.log.Error("data capture destination", "endpoint", endpoint, "err", err)
+		return nil
+	}
+	cfg := capture.Config{Destination: dest}
+	if dc.InitialSamplingPercentage != nil {
+		cfg.SamplingPercentage = int(*dc.InitialSamplingPercentage)
+	}
+	for _, o := range dc.CaptureOptions {
+		cfg.Input = cfg.Input || o.CaptureMode == "Input" || o.CaptureMode == "InputAndOutput"
+		cfg.Output = cfg.Output || o.CaptureMode == "Output" || o.CaptureMode == "InputAndOutput"
+	}
+	if h := dc.CaptureContentTypeHeader; h != nil {
+		cfg.CSVContentTypes, cfg.JSONContentTypes = h.CsvContentTypes, h.JsonContentTypes
+	}
+	return s.opts.NewCapturer(endpoint, cfg)
 }
 
 // UpdateEndpointWeightsAndCapacities changes variant weights at once and
@@ -715,12 +951,12 @@ func (s *Service) Restore(ctx context.Context) error {
 			if from != StatusCreating {
 				s.setStatus(rec.Name, StatusSystemUpdating, func(ep *Endpoint) { ep.Pending = nil })
 			}
-			pending, deployed := er.Pending, er.Deployed
+			pending, deployed, policy := er.Pending, er.Deployed, er.DeploymentConfig
 			s.startTransition(rec.Name, func(ctx context.Context, le *liveEndpoint) {
 				s.deploy(ctx, le, deployed, from)
 				if pending != nil && ctx.Err() == nil {
 					s.setStatus(le.name, StatusUpdating, func(ep *Endpoint) { ep.Pending = pending })
-					s.update(ctx, le, pending)
+					s.update(ctx, le, pending, policy)
 				}
 			})
 		}

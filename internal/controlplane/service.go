@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/artifacts"
+	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/fault"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime"
@@ -44,6 +45,15 @@ type ImageResolver interface {
 type Publisher interface {
 	Publish(ep *router.Endpoint)
 	Remove(name string)
+	// Drain waits until none of insts has a request in flight.
+	Drain(ctx context.Context, insts []router.Instance) error
+}
+
+// Capturer is an endpoint's data capture writer.
+type Capturer interface {
+	router.Capturer
+	// Close writes what is queued and stops the writer.
+	Close()
 }
 
 // Options wires a Service.
@@ -60,7 +70,14 @@ type Options struct {
 	StartupTimeout time.Duration
 	// MaxInstances bounds the instances of all endpoints together.
 	MaxInstances int
-	Logger       *slog.Logger
+	// DrainTimeout bounds the wait for requests in flight on instances
+	// that are being replaced; the invocation timeout is a good value.
+	DrainTimeout time.Duration
+	// NewCapturer starts data capture for an endpoint; nil disables it.
+	NewCapturer func(endpoint string, cfg capture.Config) Capturer
+	// Sleep waits between traffic-shifting steps; nil uses real timers.
+	Sleep  func(ctx context.Context, d time.Duration) error
+	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 }
@@ -89,6 +106,9 @@ func New(opts Options) *Service {
 	}
 	if opts.StartupTimeout <= 0 {
 		opts.StartupTimeout = 60 * time.Second
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = 60 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
@@ -249,7 +269,7 @@ func (s *Service) CreateEndpointConfig(ctx context.Context, c EndpointConfig) er
 	if err := checkConfigSupported(&c); err != nil {
 		return err
 	}
-	for _, pv := range c.ProductionVariants {
+	for _, pv := range append(c.ProductionVariants, c.ShadowProductionVariants...) {
 		if _, err := s.getModel(ctx, pv.ModelName); err != nil {
 			return err
 		}
@@ -269,12 +289,8 @@ func checkConfigSupported(c *EndpointConfig) error {
 		return unsupported("AsyncInferenceConfig (asynchronous inference)")
 	case c.ExplainerConfig != nil:
 		return unsupported("ExplainerConfig")
-	case len(c.ShadowProductionVariants) > 0:
-		return unsupported("ShadowProductionVariants")
-	case c.DataCaptureConfig != nil:
-		return unsupported("DataCaptureConfig")
 	}
-	for _, pv := range c.ProductionVariants {
+	for _, pv := range append(c.ProductionVariants, c.ShadowProductionVariants...) {
 		if pv.ServerlessConfig != nil {
 			return unsupported("ServerlessConfig (serverless variants)")
 		}

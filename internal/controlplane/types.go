@@ -130,7 +130,7 @@ type RoutingConfig struct {
 type EndpointConfig struct {
 	EndpointConfigName       string              `json:"EndpointConfigName"`
 	ProductionVariants       []ProductionVariant `json:"ProductionVariants"`
-	DataCaptureConfig        map[string]any      `json:"DataCaptureConfig,omitempty"`
+	DataCaptureConfig        *DataCaptureConfig  `json:"DataCaptureConfig,omitempty"`
 	Tags                     []Tag               `json:"Tags,omitempty"`
 	KmsKeyId                 string              `json:"KmsKeyId,omitempty"`
 	AsyncInferenceConfig     map[string]any      `json:"AsyncInferenceConfig,omitempty"`
@@ -163,14 +163,14 @@ const (
 // the config and models it runs, so that deleting them (which SageMaker
 // allows) never stops a running endpoint.
 type Endpoint struct {
-	EndpointName       string         `json:"EndpointName"`
-	EndpointConfigName string         `json:"EndpointConfigName"`
-	FailureReason      string         `json:"FailureReason,omitempty"`
-	Tags               []Tag          `json:"Tags,omitempty"`
-	DeploymentConfig   map[string]any `json:"DeploymentConfig,omitempty"`
-	Deployed           *Deployment    `json:"Deployed,omitempty"`
-	Pending            *Deployment    `json:"Pending,omitempty"`
-	Variants           []VariantState `json:"Variants,omitempty"`
+	EndpointName       string            `json:"EndpointName"`
+	EndpointConfigName string            `json:"EndpointConfigName"`
+	FailureReason      string            `json:"FailureReason,omitempty"`
+	Tags               []Tag             `json:"Tags,omitempty"`
+	DeploymentConfig   *DeploymentConfig `json:"DeploymentConfig,omitempty"`
+	Deployed           *Deployment       `json:"Deployed,omitempty"`
+	Pending            *Deployment       `json:"Pending,omitempty"`
+	Variants           []VariantState    `json:"Variants,omitempty"`
 }
 
 // Deployment is a config with the models it names, frozen when an
@@ -182,6 +182,7 @@ type Deployment struct {
 
 // VariantState is the live weight and size of one deployed variant.
 type VariantState struct {
+	Shadow               bool            `json:"Shadow,omitempty"`
 	VariantName          string          `json:"VariantName"`
 	CurrentWeight        float32         `json:"CurrentWeight"`
 	DesiredWeight        float32         `json:"DesiredWeight"`
@@ -195,4 +196,65 @@ type DeployedImage struct {
 	SpecifiedImage string  `json:"SpecifiedImage,omitempty"`
 	ResolvedImage  string  `json:"ResolvedImage,omitempty"`
 	ResolutionTime float64 `json:"ResolutionTime,omitempty"`
+}
+
+// DataCaptureConfig asks for a sample of requests and responses to be
+// written to DestinationS3Uri.
+type DataCaptureConfig struct {
+	EnableCapture             *bool                     `json:"EnableCapture,omitempty"`
+	InitialSamplingPercentage *int32                    `json:"InitialSamplingPercentage,omitempty"`
+	DestinationS3Uri          string                    `json:"DestinationS3Uri,omitempty"`
+	KmsKeyId                  string                    `json:"KmsKeyId,omitempty"`
+	CaptureOptions            []CaptureOption           `json:"CaptureOptions,omitempty"`
+	CaptureContentTypeHeader  *CaptureContentTypeHeader `json:"CaptureContentTypeHeader,omitempty"`
+}
+
+// CaptureOption picks the halves of an invocation to capture.
+type CaptureOption struct {
+	CaptureMode string `json:"CaptureMode"`
+}
+
+// CaptureContentTypeHeader names content types captured as text.
+type CaptureContentTypeHeader struct {
+	CsvContentTypes  []string `json:"CsvContentTypes,omitempty"`
+	JsonContentTypes []string `json:"JsonContentTypes,omitempty"`
+}
+
+// DeploymentConfig says how UpdateEndpoint moves traffic to a new fleet.
+type DeploymentConfig struct {
+	BlueGreenUpdatePolicy     *BlueGreenUpdatePolicy     `json:"BlueGreenUpdatePolicy,omitempty"`
+	RollingUpdatePolicy       map[string]any             `json:"RollingUpdatePolicy,omitempty"`
+	AutoRollbackConfiguration *AutoRollbackConfiguration `json:"AutoRollbackConfiguration,omitempty"`
+}
+
+// BlueGreenUpdatePolicy shifts traffic from the old fleet to the new one.
+type BlueGreenUpdatePolicy struct {
+	TrafficRoutingConfiguration      *TrafficRoutingConfig `json:"TrafficRoutingConfiguration,omitempty"`
+	TerminationWaitInSeconds         *int32                `json:"TerminationWaitInSeconds,omitempty"`
+	MaximumExecutionTimeoutInSeconds *int32                `json:"MaximumExecutionTimeoutInSeconds,omitempty"`
+}
+
+// TrafficRoutingConfig is ALL_AT_ONCE, CANARY or LINEAR shifting.
+type TrafficRoutingConfig struct {
+	Type                  string        `json:"Type"`
+	WaitIntervalInSeconds *int32        `json:"WaitIntervalInSeconds,omitempty"`
+	CanarySize            *CapacitySize `json:"CanarySize,omitempty"`
+	LinearStepSize        *CapacitySize `json:"LinearStepSize,omitempty"`
+}
+
+// CapacitySize is a share of the new fleet: INSTANCE_COUNT or
+// CAPACITY_PERCENT.
+type CapacitySize struct {
+	Type  string `json:"Type"`
+	Value int32  `json:"Value"`
+}
+
+// AutoRollbackConfiguration names alarms that roll an update back.
+type AutoRollbackConfiguration struct {
+	Alarms []Alarm `json:"Alarms,omitempty"`
+}
+
+// Alarm is a CloudWatch alarm name.
+type Alarm struct {
+	AlarmName string `json:"AlarmName"`
 }

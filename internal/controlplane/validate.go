@@ -206,9 +206,20 @@ func validateEndpointConfig(c *EndpointConfig) error {
 		}
 		seen[key] = true
 	}
-	for i := range c.ShadowProductionVariants {
-		validateVariant(&v, fmt.Sprintf("shadowProductionVariants.%d.member", i+1), &c.ShadowProductionVariants[i])
+	if len(c.ShadowProductionVariants) > 1 {
+		v.add("Value at 'shadowProductionVariants' failed to satisfy constraint: Member must have length less than or equal to 1")
 	}
+	for i := range c.ShadowProductionVariants {
+		pv := &c.ShadowProductionVariants[i]
+		f := fmt.Sprintf("shadowProductionVariants.%d.member", i+1)
+		validateVariant(&v, f, pv)
+		key := strings.ToLower(pv.VariantName)
+		if seen[key] {
+			v.add("Value '%s' at '%s.variantName' failed to satisfy constraint: variant names must be unique within an endpoint config", pv.VariantName, f)
+		}
+		seen[key] = true
+	}
+	validateDataCapture(&v, c.DataCaptureConfig)
 	return v.err()
 }
 
@@ -254,4 +265,79 @@ func validateNameContains(s string) error {
 		v.add("Value '%s' at 'nameContains' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-]+", s)
 	}
 	return v.err()
+}
+
+func validateDataCapture(v *validator, dc *DataCaptureConfig) {
+	if dc == nil {
+		return
+	}
+	const f = "dataCaptureConfig"
+	v.required(f+".initialSamplingPercentage", dc.InitialSamplingPercentage != nil)
+	if p := dc.InitialSamplingPercentage; p != nil && (*p < 0 || *p > 100) {
+		v.add("Value '%d' at '%s.initialSamplingPercentage' failed to satisfy constraint: Member must have value between 0 and 100", *p, f)
+	}
+	v.required(f+".destinationS3Uri", dc.DestinationS3Uri != "")
+	if dc.DestinationS3Uri != "" && !strings.HasPrefix(dc.DestinationS3Uri, "s3://") {
+		v.add("Value '%s' at '%s.destinationS3Uri' failed to satisfy constraint: Member must satisfy regular expression pattern: ^(https|s3)://([^/])/?(.*)$", dc.DestinationS3Uri, f)
+	}
+	if len(dc.CaptureOptions) < 1 || len(dc.CaptureOptions) > 2 {
+		v.add("Value at '%s.captureOptions' failed to satisfy constraint: Member must have length between 1 and 2", f)
+	}
+	for i, o := range dc.CaptureOptions {
+		v.enum(fmt.Sprintf("%s.captureOptions.%d.member.captureMode", f, i+1), o.CaptureMode, "Input", "Output", "InputAndOutput")
+		if o.CaptureMode == "" {
+			v.required(fmt.Sprintf("%s.captureOptions.%d.member.captureMode", f, i+1), false)
+		}
+	}
+}
+
+func validateDeploymentConfig(v *validator, dc *DeploymentConfig) {
+	if dc == nil {
+		return
+	}
+	const f = "deploymentConfig"
+	if dc.RollingUpdatePolicy != nil {
+		v.add("Value at '%s.rollingUpdatePolicy' failed to satisfy constraint: berth supports BlueGreenUpdatePolicy only", f)
+	}
+	bg := dc.BlueGreenUpdatePolicy
+	if bg == nil {
+		if dc.RollingUpdatePolicy == nil {
+			v.required(f+".blueGreenUpdatePolicy", false)
+		}
+		return
+	}
+	if t := bg.TerminationWaitInSeconds; t != nil && (*t < 0 || *t > 3600) {
+		v.add("Value '%d' at '%s.blueGreenUpdatePolicy.terminationWaitInSeconds' failed to satisfy constraint: Member must have value between 0 and 3600", *t, f)
+	}
+	if t := bg.MaximumExecutionTimeoutInSeconds; t != nil && (*t < 600 || *t > 14400) {
+		v.add("Value '%d' at '%s.blueGreenUpdatePolicy.maximumExecutionTimeoutInSeconds' failed to satisfy constraint: Member must have value between 600 and 14400", *t, f)
+	}
+	tr := bg.TrafficRoutingConfiguration
+	tf := f + ".blueGreenUpdatePolicy.trafficRoutingConfiguration"
+	if tr == nil {
+		v.required(tf, false)
+		return
+	}
+	v.required(tf+".type", tr.Type != "")
+	v.enum(tf+".type", tr.Type, "ALL_AT_ONCE", "CANARY", "LINEAR")
+	v.required(tf+".waitIntervalInSeconds", tr.WaitIntervalInSeconds != nil)
+	if w := tr.WaitIntervalInSeconds; w != nil && (*w < 0 || *w > 3600) {
+		v.add("Value '%d' at '%s.waitIntervalInSeconds' failed to satisfy constraint: Member must have value between 0 and 3600", *w, tf)
+	}
+	size := func(name string, c *CapacitySize) {
+		if c == nil {
+			v.add("Value null at '%s.%s' failed to satisfy constraint: required for traffic routing type %s", tf, name, tr.Type)
+			return
+		}
+		v.enum(tf+"."+name+".type", c.Type, "INSTANCE_COUNT", "CAPACITY_PERCENT")
+		if c.Value < 1 || (c.Type == "CAPACITY_PERCENT" && c.Value > 100) {
+			v.add("Value '%d' at '%s.%s.value' failed to satisfy constraint: Member must be at least 1 (and at most 100 for CAPACITY_PERCENT)", c.Value, tf, name)
+		}
+	}
+	switch tr.Type {
+	case "CANARY":
+		size("canarySize", tr.CanarySize)
+	case "LINEAR":
+		size("linearStepSize", tr.LinearStepSize)
+	}
 }

@@ -5,6 +5,12 @@
 // POST /models/{name}/invoke). A Framework (XGBoost today) loads models
 // from a directory; everything HTTP lives here, so another framework is one
 // package beside internal/modelserver/xgboost.
+//
+// The server binds 127.0.0.1:$SAGEMAKER_BIND_TO_PORT (default 8080) and
+// loads the model in $SM_MODEL_DIR (default /opt/ml/model) before it
+// listens. Inside a Docker container it must listen on all interfaces,
+// because the platform connects from outside the container: set
+// SAGEMAKER_BIND_ALL=true there (a berth Docker image must set it).
 package modelserver
 
 import (

@@ -1,101 +1,155 @@
-// Package router carries invocations to model instances: it picks a
-// production variant by weight (or the one the client targets), picks a
-// healthy instance of it, and relays the request over pooled keep-alive
-// connections. The control plane publishes each endpoint's running
-// instances here; the runtime API, batch and async workers invoke through it.
+// Package router carries invocations to model instances. For each request
+// it picks a production variant by weight (or the one the client targets),
+// picks one of the variant's healthy instances (least outstanding requests
+// or random), and relays the request over pooled keep-alive connections,
+// streaming the body both ways. It also sends copies of requests to shadow
+// variants, hands sampled request/response pairs to data capture, and
+// reports every invocation to a Metrics sink.
+//
+// The control plane publishes each endpoint's routing table with Publish
+// (an atomic swap; readers take no lock) and calls Drain before it stops
+// instances it no longer routes to. The runtime API relays client requests
+// with Open; batch and async workers use the buffered Invoke.
 package router
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/berth-io/berth/internal/fault"
 )
 
-// Instance is what the router needs of a running model server.
+// Instance is what the router needs of a running model server. Instances
+// are compared by identity (==), so implementations should be pointers.
 type Instance interface {
 	URL() string
 	Healthy() bool
 }
 
-// Variant is one production variant's live routing state.
+// Strategy picks between a variant's healthy instances
+// (RoutingConfig.RoutingStrategy).
+type Strategy int
+
+const (
+	// LeastOutstanding sends each request to the instance with the fewest
+	// requests in flight (LEAST_OUTSTANDING_REQUESTS, berth's default).
+	LeastOutstanding Strategy = iota
+	// Random picks one of the healthy instances uniformly (RANDOM).
+	Random
+)
+
+// Variant is one production variant of a published table.
 type Variant struct {
-	Name      string
+	// Name is the VariantName. Several entries of a table may share a
+	// name during a blue/green shift (the old and the new fleet).
+	Name string
+	// Weight is the variant's share of the traffic, relative to the other
+	// entries of the same list.
 	Weight    float64
 	Instances []Instance
-	next      atomic.Uint64
+	Strategy  Strategy
 }
 
-// Endpoint is an endpoint's published routing table. It is replaced, never
-// changed, so readers need no lock.
+// Endpoint is an endpoint's published routing table. The router does not
+// change it; publish a new one instead.
 type Endpoint struct {
-	Name     string
+	Name string
+	// Variants receive the traffic, chosen by weight across all entries.
 	Variants []*Variant
+	// Shadows are ShadowProductionVariants: each successful request is
+	// also sent, off the client's path, to one shadow chosen by weight.
+	// Their answers only reach the metrics.
+	Shadows []*Variant
+	// Capture is the endpoint's data capture; nil means none.
+	Capture Capturer
 }
 
-// Request is one invocation.
-type Request struct {
-	Body             []byte
-	ContentType      string
-	Accept           string
-	CustomAttributes string
-	TargetVariant    string
-	InferenceID      string
+// Capturer records sampled invocations (DataCaptureConfig).
+type Capturer interface {
+	// Sample is called once per request, before anything is copied; false
+	// means the request is not captured.
+	Sample() bool
+	// Capture receives a completed invocation. It must not block: the
+	// implementation queues.
+	Capture(ev CaptureEvent)
 }
 
-// Response is a model's successful answer.
-type Response struct {
-	Body             []byte
-	ContentType      string
-	CustomAttributes string
-	Variant          string
+// CaptureEvent is one captured invocation.
+type CaptureEvent struct {
+	Endpoint, Variant, InferenceID string
+	// EventID is the request id.
+	EventID                                 string
+	Time                                    time.Time
+	RequestContentType, ResponseContentType string
+	// RequestBody and ResponseBody are copies the capturer may keep.
+	RequestBody, ResponseBody []byte
+	CustomAttributes          string
 }
 
-// ModelError reports that the container answered with a non-2xx status,
-// or failed mid-response.
-type ModelError struct {
-	Variant        string
-	OriginalStatus int
-	OriginalBody   string
+// Metrics receives the router's measurements; internal/metrics implements
+// it. The router asks for a VariantMetrics once per published variant.
+type Metrics interface {
+	Variant(endpoint, variant string) VariantMetrics
 }
 
-func (e *ModelError) Error() string {
-	class := "server"
-	if e.OriginalStatus >= 400 && e.OriginalStatus < 500 {
-		class = "client"
-	}
-	return fmt.Sprintf("Received %s error (%d) from model in variant %s with message %q. See the instance logs in the berth data directory for more information.",
-		class, e.OriginalStatus, e.Variant, e.OriginalBody)
+// VariantMetrics records the invocations of one variant of one endpoint.
+type VariantMetrics interface {
+	// Observe records one finished invocation: the instance it went to
+	// (its URL, "" when none could be picked), the container's HTTP status
+	// (0 when it gave none: timeout, broken connection) and the latencies.
+	// A status of -1 means the client went away; it counts as an
+	// invocation but not as an error.
+	Observe(instance string, status int, model, overhead time.Duration)
+	// ShadowDropped counts a copy not sent to this shadow variant because
+	// too many shadow requests were already in flight.
+	ShadowDropped()
+}
+
+// Options configures a Router. The zero value works.
+type Options struct {
+	// AccountID appears in not-found messages, as SageMaker's do.
+	AccountID string
+	// Timeout bounds one buffered invocation, and the wait for the
+	// response headers of a streamed one (SageMaker: 60 s).
+	Timeout time.Duration
+	// StreamTimeout bounds a whole response stream (default 8 minutes).
+	StreamTimeout time.Duration
+	// MaxResponseBytes bounds a model's buffered answer (default 64 MiB).
+	MaxResponseBytes int64
+	// MaxShadowInFlight bounds the shadow requests in flight; copies past
+	// it are dropped and counted (default 64).
+	MaxShadowInFlight int
+	// MaxConnsPerInstance bounds the keep-alive connections kept idle per
+	// instance; it should be at least the expected concurrency
+	// (default 1024).
+	MaxConnsPerInstance int
+	// Metrics receives measurements; nil records nothing.
+	Metrics Metrics
+	// Now returns the current time; time.Now by default.
+	Now func() time.Time
 }
 
 // Router relays invocations to published endpoints.
 type Router struct {
-	mu        sync.RWMutex
-	endpoints map[string]*Endpoint // by lower-case name
+	opts      Options
+	transport *http.Transport
 	client    *http.Client
-	account   string
-	timeout   time.Duration
-	maxResp   int64
-}
 
-// Options configures a Router.
-type Options struct {
-	// AccountID appears in not-found messages, as SageMaker's do.
-	AccountID string
-	// Timeout bounds one invocation (SageMaker: 60 s).
-	Timeout time.Duration
-	// MaxResponseBytes bounds a model's answer.
-	MaxResponseBytes int64
+	tables atomic.Pointer[map[string]*table] // copy-on-write, by name and lower-case name
+
+	mu     sync.Mutex              // serialises writers of tables and states
+	states map[Instance]*instState // outstanding-request counters by instance identity
+	byName map[string]*table       // the writers' copy of tables, by lower-case name
+
+	shadowSem chan struct{}
+	shadowWG  sync.WaitGroup
+	closing   context.Context
+	close     context.CancelFunc
 }
 
 // New returns an empty Router.
@@ -103,190 +157,238 @@ func New(opts Options) *Router {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 60 * time.Second
 	}
+	if opts.StreamTimeout <= 0 {
+		opts.StreamTimeout = 8 * time.Minute
+	}
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = 64 << 20
 	}
+	if opts.MaxShadowInFlight <= 0 {
+		opts.MaxShadowInFlight = 64
+	}
+	if opts.MaxConnsPerInstance <= 0 {
+		opts.MaxConnsPerInstance = 1024
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	transport := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        1024,
-		MaxIdleConnsPerHost: 256,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+		DialContext: (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		// Instances are local servers reached over plain HTTP/1.1: keep
+		// as many connections alive as requests run at once, so no request
+		// pays for a dial, and never compress.
+		MaxIdleConns:          0,
+		MaxIdleConnsPerHost:   opts.MaxConnsPerInstance,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+		WriteBufferSize:       32 << 10,
+		ReadBufferSize:        32 << 10,
+		ExpectContinueTimeout: 0,
 	}
-	return &Router{
-		endpoints: map[string]*Endpoint{},
+	closing, cancel := context.WithCancel(context.Background())
+	r := &Router{
+		opts:      opts,
+		transport: transport,
 		client:    &http.Client{Transport: transport},
-		account:   opts.AccountID,
-		timeout:   opts.Timeout,
-		maxResp:   opts.MaxResponseBytes,
+		states:    map[Instance]*instState{},
+		byName:    map[string]*table{},
+		shadowSem: make(chan struct{}, opts.MaxShadowInFlight),
+		closing:   closing,
+		close:     cancel,
 	}
+	empty := map[string]*table{}
+	r.tables.Store(&empty)
+	return r
+}
+
+// Close stops shadow requests, waits for them and releases pooled
+// connections.
+func (r *Router) Close() {
+	r.close()
+	r.shadowWG.Wait()
+	r.transport.CloseIdleConnections()
+}
+
+// table is the router's immutable view of a published Endpoint.
+type table struct {
+	ep       *Endpoint
+	variants []*variant
+	shadows  []*variant
+	total    float64 // sum of the variants' weights
+	shadowW  float64 // sum of the shadows' weights
+}
+
+// variant is a published Variant with its instances' counters.
+type variant struct {
+	name     string
+	weight   float64
+	strategy Strategy
+	insts    []*instState
+	metrics  VariantMetrics
+	next     atomic.Uint32
+}
+
+// instState is the router's state of one instance, shared by every table
+// that routes to it.
+type instState struct {
+	inst     Instance
+	url      *url.URL // the instance's /invocations URL, never changed
+	label    string   // the instance's URL, for metrics
+	inflight atomic.Int64
+	retired  atomic.Bool // set by Drain: take no new requests
 }
 
 // Publish makes ep the routing table of its endpoint, replacing any other.
+// Outstanding-request counters follow the Instance, so an instance kept in
+// the new table keeps its count.
 func (r *Router) Publish(ep *Endpoint) {
 	r.mu.Lock()
-	r.endpoints[strings.ToLower(ep.Name)] = ep
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	t := &table{ep: ep}
+	for _, v := range ep.Variants {
+		t.variants = append(t.variants, r.buildVariant(ep.Name, v))
+		t.total += max(v.Weight, 0)
+	}
+	for _, v := range ep.Shadows {
+		t.shadows = append(t.shadows, r.buildVariant(ep.Name, v))
+		t.shadowW += max(v.Weight, 0)
+	}
+	r.byName[strings.ToLower(ep.Name)] = t
+	r.storeTables()
+}
+
+func (r *Router) buildVariant(endpoint string, v *Variant) *variant {
+	out := &variant{name: v.Name, weight: max(v.Weight, 0), strategy: v.Strategy}
+	if r.opts.Metrics != nil {
+		out.metrics = r.opts.Metrics.Variant(endpoint, v.Name)
+	}
+	for _, inst := range v.Instances {
+		st := r.states[inst]
+		if st == nil {
+			base := strings.TrimRight(inst.URL(), "/")
+			u, err := url.Parse(base + "/invocations")
+			if err != nil {
+				// An instance with a broken URL is unreachable: every
+				// request to it fails to connect and is retried elsewhere.
+				u = &url.URL{Scheme: "http", Host: "invalid.invalid", Path: "/invocations"}
+			}
+			st = &instState{inst: inst, url: u, label: strings.TrimPrefix(base, "http://")}
+			r.states[inst] = st
+		}
+		st.retired.Store(false)
+		out.insts = append(out.insts, st)
+	}
+	return out
+}
+
+// storeTables publishes the writers' copy; r.mu must be held.
+func (r *Router) storeTables() {
+	m := make(map[string]*table, 2*len(r.byName))
+	for lower, t := range r.byName {
+		m[lower] = t
+		m[t.ep.Name] = t
+	}
+	r.tables.Store(&m)
 }
 
 // Remove stops routing to an endpoint.
 func (r *Router) Remove(name string) {
 	r.mu.Lock()
-	delete(r.endpoints, strings.ToLower(name))
+	defer r.mu.Unlock()
+	delete(r.byName, strings.ToLower(name))
+	r.storeTables()
+	r.pruneLocked(nil)
+}
+
+// pruneLocked forgets the counters of idle instances that no table routes
+// to; when only is non-nil, just those among only. r.mu must be held.
+func (r *Router) pruneLocked(only []Instance) {
+	used := map[*instState]bool{}
+	for _, t := range r.byName {
+		for _, vs := range [][]*variant{t.variants, t.shadows} {
+			for _, v := range vs {
+				for _, st := range v.insts {
+					used[st] = true
+				}
+			}
+		}
+	}
+	consider := only
+	if consider == nil {
+		for inst := range r.states {
+			consider = append(consider, inst)
+		}
+	}
+	for _, inst := range consider {
+		if st := r.states[inst]; st != nil && !used[st] && st.inflight.Load() == 0 {
+			delete(r.states, inst)
+		}
+	}
+}
+
+// Drain waits until none of insts has a request in flight. From the call
+// on, those instances take no new request even from a table that still
+// lists them (a later Publish that lists one brings it back).
+func (r *Router) Drain(ctx context.Context, insts []Instance) error {
+	r.mu.Lock()
+	var states []*instState
+	for _, inst := range insts {
+		if st := r.states[inst]; st != nil {
+			st.retired.Store(true)
+			states = append(states, st)
+		}
+	}
 	r.mu.Unlock()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		busy := 0
+		for _, st := range states {
+			if st.inflight.Load() > 0 {
+				busy++
+			}
+		}
+		if busy == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d instances still busy: %w", busy, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	r.mu.Lock()
+	r.pruneLocked(insts)
+	r.mu.Unlock()
+	return nil
 }
 
 // Lookup returns the published table of an endpoint.
 func (r *Router) Lookup(name string) (*Endpoint, bool) {
-	r.mu.RLock()
-	ep, ok := r.endpoints[strings.ToLower(name)]
-	r.mu.RUnlock()
-	return ep, ok
+	t := r.lookup(name)
+	if t == nil {
+		return nil, false
+	}
+	return t.ep, true
 }
 
-// Close releases pooled connections.
-func (r *Router) Close() { r.client.CloseIdleConnections() }
-
-// Invoke sends req to the endpoint and returns the model's answer.
-func (r *Router) Invoke(ctx context.Context, endpoint string, req Request) (*Response, error) {
-	ep, ok := r.Lookup(endpoint)
-	if !ok {
-		return nil, fault.New(fault.NotFound, "Endpoint %s of account %s not found.", endpoint, r.account)
+func (r *Router) lookup(name string) *table {
+	m := *r.tables.Load()
+	if t, ok := m[name]; ok {
+		return t
 	}
-	v, err := pickVariant(ep, req.TargetVariant)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	// A request that could not connect was never seen by the model, so it
-	// is safe to try once more on another instance.
-	var lastErr error
-	for attempt := 0; attempt < 2; attempt++ {
-		inst := pickInstance(v)
-		if inst == nil {
-			return nil, fault.New(fault.Unavailable, "No healthy instance of variant %s of endpoint %s can take the request; retry later.", v.Name, ep.Name)
-		}
-		resp, err := r.send(ctx, inst, v, req)
-		if err == nil {
-			return resp, nil
-		}
-		lastErr = err
-		if !isConnectError(err) {
-			break
-		}
-	}
-	return nil, asFault(lastErr)
+	return m[strings.ToLower(name)]
 }
 
-func pickVariant(ep *Endpoint, target string) (*Variant, error) {
-	if target != "" {
-		for _, v := range ep.Variants {
-			if strings.EqualFold(v.Name, target) {
-				return v, nil
-			}
-		}
-		return nil, fault.New(fault.Invalid, "Endpoint %s does not have a variant named %s.", ep.Name, target)
+// Outstanding returns the requests in flight on inst (for tests and
+// diagnostics).
+func (r *Router) Outstanding(inst Instance) int64 {
+	r.mu.Lock()
+	st := r.states[inst]
+	r.mu.Unlock()
+	if st == nil {
+		return 0
 	}
-	var total float64
-	for _, v := range ep.Variants {
-		total += v.Weight
-	}
-	if total <= 0 {
-		return nil, fault.New(fault.Unavailable, "All variants of endpoint %s have weight 0; set a weight with UpdateEndpointWeightsAndCapacities or name a TargetVariant.", ep.Name)
-	}
-	x := rand.Float64() * total
-	for _, v := range ep.Variants {
-		if x < v.Weight {
-			return v, nil
-		}
-		x -= v.Weight
-	}
-	return ep.Variants[len(ep.Variants)-1], nil
-}
-
-// pickInstance returns the next healthy instance round-robin, or nil.
-func pickInstance(v *Variant) Instance {
-	n := len(v.Instances)
-	start := v.next.Add(1)
-	for i := 0; i < n; i++ {
-		inst := v.Instances[(start+uint64(i))%uint64(n)]
-		if inst.Healthy() {
-			return inst
-		}
-	}
-	return nil
-}
-
-func (r *Router) send(ctx context.Context, inst Instance, v *Variant, req Request) (*Response, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, inst.URL()+"/invocations", bytes.NewReader(req.Body))
-	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
-	}
-	if req.ContentType != "" {
-		hreq.Header.Set("Content-Type", req.ContentType)
-	}
-	if req.Accept != "" {
-		hreq.Header.Set("Accept", req.Accept)
-	}
-	if req.CustomAttributes != "" {
-		hreq.Header.Set("X-Amzn-SageMaker-Custom-Attributes", req.CustomAttributes)
-	}
-	if req.InferenceID != "" {
-		hreq.Header.Set("X-Amzn-SageMaker-Inference-Id", req.InferenceID)
-	}
-	hresp, err := r.client.Do(hreq)
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fault.Wrap(fault.Timeout, err, "Model of variant %s did not respond within %s.", v.Name, r.timeout)
-		}
-		return nil, &connError{err: err, variant: v.Name}
-	}
-	defer hresp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(hresp.Body, r.maxResp+1))
-	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fault.Wrap(fault.Timeout, err, "Model of variant %s did not respond within %s.", v.Name, r.timeout)
-		}
-		return nil, &ModelError{Variant: v.Name, OriginalStatus: hresp.StatusCode, OriginalBody: "response ended early: " + err.Error()}
-	}
-	if int64(len(body)) > r.maxResp {
-		return nil, &ModelError{Variant: v.Name, OriginalStatus: hresp.StatusCode, OriginalBody: fmt.Sprintf("response larger than %d bytes", r.maxResp)}
-	}
-	if hresp.StatusCode < 200 || hresp.StatusCode > 299 {
-		return nil, &ModelError{Variant: v.Name, OriginalStatus: hresp.StatusCode, OriginalBody: string(body)}
-	}
-	return &Response{
-		Body:             body,
-		ContentType:      hresp.Header.Get("Content-Type"),
-		CustomAttributes: hresp.Header.Get("X-Amzn-SageMaker-Custom-Attributes"),
-		Variant:          v.Name,
-	}, nil
-}
-
-// connError is a failure to reach an instance before any byte was sent.
-type connError struct {
-	err     error
-	variant string
-}
-
-func (e *connError) Error() string { return "connect to instance: " + e.err.Error() }
-func (e *connError) Unwrap() error { return e.err }
-
-func isConnectError(err error) bool {
-	var ce *connError
-	if !errors.As(err, &ce) {
-		return false
-	}
-	var op *net.OpError
-	return errors.As(ce.err, &op) && op.Op == "dial"
-}
-
-// asFault turns a connError left after retries into an Unavailable fault.
-func asFault(err error) error {
-	var ce *connError
-	if errors.As(err, &ce) {
-		return fault.Wrap(fault.Unavailable, err, "Could not reach an instance of variant %s; retry later.", ce.variant)
-	}
-	return err
+	return st.inflight.Load()
 }

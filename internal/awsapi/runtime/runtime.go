@@ -1,6 +1,9 @@
 // Package runtime speaks the SageMaker Runtime protocol (restJson1):
-// POST /endpoints/{EndpointName}/invocations and its siblings, relaying
-// each invocation through the router.
+// POST /endpoints/{EndpointName}/invocations (InvokeEndpoint) and
+// /invocations-response-stream (InvokeEndpointWithResponseStream), relaying
+// each invocation through the router. Request bodies are streamed to the
+// model, never buffered whole; answers are relayed as they come, as raw
+// bytes or as AWS event-stream PayloadPart frames.
 package runtime
 
 import (
@@ -12,6 +15,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-io/berth/internal/awsapi"
 	"github.com/berth-io/berth/internal/fault"
@@ -20,20 +24,54 @@ import (
 
 // Invoker is what the handler needs of the router.
 type Invoker interface {
-	Invoke(ctx context.Context, endpoint string, req router.Request) (*router.Response, error)
+	Open(ctx context.Context, endpoint string, req *router.Request) (*router.Stream, error)
+}
+
+var _ Invoker = (*router.Router)(nil)
+
+// Options configures a Handler.
+type Options struct {
+	// MaxPayloadBytes bounds request bodies (SageMaker: 6 MiB).
+	MaxPayloadBytes int64
+	// BodyTimeout bounds the time a client may take to send its request
+	// body, so slow clients cannot hold connections (default 60 s).
+	BodyTimeout time.Duration
+	// BufferBytes is how much of an InvokeEndpoint answer is held before
+	// the response is committed: a model failing within it gets a proper
+	// ModelError; a larger answer is streamed on and a failure past it
+	// aborts the connection (default 1 MiB).
+	BufferBytes int64
+	Logger      *slog.Logger
 }
 
 // Handler serves the runtime API.
 type Handler struct {
-	router     Invoker
-	maxPayload int64
-	logger     *slog.Logger
+	router Invoker
+	opts   Options
+	logger *slog.Logger
 }
 
-// NewHandler returns the runtime handler. maxPayload bounds request bodies
-// (SageMaker: 6 MiB).
+// NewHandler returns the runtime handler with maxPayload as the request
+// body limit and the other options at their defaults.
 func NewHandler(r Invoker, maxPayload int64, logger *slog.Logger) *Handler {
-	return &Handler{router: r, maxPayload: maxPayload, logger: logger.With("component", "runtime-api")}
+	return New(r, Options{MaxPayloadBytes: maxPayload, Logger: logger})
+}
+
+// New returns the runtime handler.
+func New(r Invoker, opts Options) *Handler {
+	if opts.MaxPayloadBytes <= 0 {
+		opts.MaxPayloadBytes = 6 << 20
+	}
+	if opts.BodyTimeout <= 0 {
+		opts.BodyTimeout = 60 * time.Second
+	}
+	if opts.BufferBytes <= 0 {
+		opts.BufferBytes = 1 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{router: r, opts: opts, logger: opts.Logger.With("component", "runtime-api")}
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +83,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "invocations":
-		h.invoke(w, r, name)
+		h.invoke(w, r, name, false)
+	case "invocations-response-stream":
+		h.invoke(w, r, name, true)
 	default:
 		h.fail(w, r, &awsapi.Error{Status: http.StatusBadRequest, Code: "UnknownOperationException",
 			Message: "berth does not support /endpoints/{EndpointName}/" + action + " yet"})
@@ -68,52 +108,136 @@ func parsePath(p string) (name, action string, ok bool) {
 	return name, action, true
 }
 
-func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string) {
-	if r.ContentLength > h.maxPayload {
-		h.fail(w, r, tooLarge(h.maxPayload))
-		return
-	}
-	// Read at most one byte past the limit, so an oversized body with no
-	// Content-Length is refused without buffering it all.
-	body, err := io.ReadAll(io.LimitReader(r.Body, h.maxPayload+1))
-	if err != nil {
-		h.fail(w, r, fault.Wrap(fault.Invalid, err, "Could not read the request body."))
-		return
-	}
-	if int64(len(body)) > h.maxPayload {
-		h.fail(w, r, tooLarge(h.maxPayload))
-		return
-	}
+// Header names, canonical so setting them costs no canonicalisation.
+const (
+	hdrContentType      = "Content-Type"
+	hdrContentLength    = "Content-Length"
+	hdrCustomAttributes = "X-Amzn-Sagemaker-Custom-Attributes"
+	hdrTargetVariant    = "X-Amzn-Sagemaker-Target-Variant"
+	hdrInferenceID      = "X-Amzn-Sagemaker-Inference-Id"
+	hdrStreamAccept     = "X-Amzn-Sagemaker-Accept"
+	hdrStreamType       = "X-Amzn-Sagemaker-Content-Type"
+	hdrInvokedVariant   = "X-Amzn-Invoked-Production-Variant"
+)
+
+func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string, stream bool) {
+	received := time.Now()
 	req := router.Request{
-		Body:             body,
-		ContentType:      r.Header.Get("Content-Type"),
-		Accept:           r.Header.Get("Accept"),
-		CustomAttributes: r.Header.Get("X-Amzn-SageMaker-Custom-Attributes"),
-		TargetVariant:    r.Header.Get("X-Amzn-SageMaker-Target-Variant"),
-		InferenceID:      r.Header.Get("X-Amzn-SageMaker-Inference-Id"),
+		ContentLength:    r.ContentLength,
+		MaxBodyBytes:     h.opts.MaxPayloadBytes,
+		ContentType:      r.Header.Get(hdrContentType),
+		CustomAttributes: r.Header.Get(hdrCustomAttributes),
+		TargetVariant:    r.Header.Get(hdrTargetVariant),
+		InferenceID:      r.Header.Get(hdrInferenceID),
+		RequestID:        awsapi.RequestID(r.Context()),
+		Received:         received,
+		Stream:           stream,
 	}
-	resp, err := h.router.Invoke(r.Context(), endpoint, req)
+	if stream {
+		req.Accept = r.Header.Get(hdrStreamAccept)
+	} else {
+		req.Accept = r.Header.Get("Accept")
+	}
+	if err := validate(endpoint, &req); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if r.ContentLength > h.opts.MaxPayloadBytes {
+		h.fail(w, r, router.TooLarge(h.opts.MaxPayloadBytes))
+		return
+	}
+	// A client gets BodyTimeout to send its body; the deadline is lifted
+	// as soon as the body is in, so a slow model is not cut off.
+	rc := http.NewResponseController(w)
+	body := &clientBody{r: r.Body, rc: rc}
+	if r.ContentLength != 0 {
+		rc.SetReadDeadline(received.Add(h.opts.BodyTimeout))
+		req.BodyReader = body
+	}
+	s, err := h.router.Open(r.Context(), endpoint, &req)
+	body.clear()
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	hd := w.Header()
-	if resp.ContentType != "" {
-		hd.Set("Content-Type", resp.ContentType)
-	} else {
-		hd.Set("Content-Type", "application/octet-stream")
+	defer s.Close()
+	if stream {
+		h.relayStream(w, rc, s)
+		return
 	}
-	hd.Set("x-Amzn-Invoked-Production-Variant", resp.Variant)
-	if resp.CustomAttributes != "" {
-		hd.Set("X-Amzn-SageMaker-Custom-Attributes", resp.CustomAttributes)
-	}
-	hd.Set("Content-Length", strconv.Itoa(len(resp.Body)))
-	w.WriteHeader(http.StatusOK)
-	w.Write(resp.Body)
+	h.relay(w, r, s)
 }
 
-func tooLarge(limit int64) error {
-	return fault.New(fault.Invalid, "Request body is larger than the %d bytes an InvokeEndpoint request may carry; use asynchronous inference or batch transform for larger payloads.", limit)
+// relay answers InvokeEndpoint: the model's answer is held up to
+// BufferBytes, so a model that fails within it gets a ModelError, then
+// streamed.
+func (h *Handler) relay(w http.ResponseWriter, r *http.Request, s *router.Stream) {
+	buf := router.GetBuffer()
+	defer router.PutBuffer(buf)
+	lr := io.LimitedReader{R: s, N: h.opts.BufferBytes + 1}
+	if _, err := buf.ReadFrom(&lr); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	complete := lr.N > 0
+	hd := w.Header()
+	ct := s.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	hd[hdrContentType] = []string{ct}
+	hd[hdrInvokedVariant] = []string{s.Variant}
+	if s.CustomAttributes != "" {
+		hd[hdrCustomAttributes] = []string{s.CustomAttributes}
+	}
+	switch {
+	case complete:
+		hd[hdrContentLength] = []string{strconv.Itoa(buf.Len())}
+	case s.ContentLength >= 0:
+		hd[hdrContentLength] = []string{strconv.FormatInt(s.ContentLength, 10)}
+	}
+	w.WriteHeader(http.StatusOK)
+	if _, err := w.Write(buf.Bytes()); err != nil || complete {
+		return
+	}
+	cb := router.GetCopyBuf()
+	defer router.PutCopyBuf(cb)
+	if _, err := io.CopyBuffer(w, onlyReader{s}, *cb); err != nil {
+		var me *router.ModelError
+		if errors.As(err, &me) {
+			h.logger.Warn("model response broke off after the response was committed", "request_id", awsapi.RequestID(r.Context()), "err", err)
+			// The status is sent: the only way left to tell the client is
+			// to cut the connection rather than end a short body cleanly.
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// onlyReader hides a reader's other methods, so io.CopyBuffer uses the
+// pooled buffer rather than a WriterTo or ReaderFrom.
+type onlyReader struct{ io.Reader }
+
+// clientBody is the client's request body under a read deadline, lifted
+// at EOF.
+type clientBody struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	cleared bool
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.clear()
+	}
+	return n, err
+}
+
+func (b *clientBody) clear() {
+	if !b.cleared {
+		b.cleared = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
 }
 
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
@@ -131,4 +255,90 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	awsapi.WriteError(w, r, h.logger, awsapi.RuntimeCatalog, err)
+}
+
+// validate checks the request against the sagemaker-runtime model's
+// constraints, with SageMaker's wording.
+func validate(endpoint string, req *router.Request) error {
+	var problems []string
+	add := func(value, member, constraint string) {
+		if len(value) > 256 {
+			value = value[:256] + "..."
+		}
+		problems = append(problems, "Value '"+value+"' at '"+member+"' failed to satisfy constraint: "+constraint)
+	}
+	const namePattern = "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9])*"
+	if len(endpoint) > 63 {
+		add(endpoint, "endpointName", "Member must have length less than or equal to 63")
+	} else if !isName(endpoint) {
+		add(endpoint, "endpointName", namePattern)
+	}
+	for _, f := range []struct{ value, member string }{
+		{req.ContentType, "contentType"}, {req.Accept, "accept"}, {req.CustomAttributes, "customAttributes"},
+	} {
+		if len(f.value) > 1024 {
+			add(f.value, f.member, "Member must have length less than or equal to 1024")
+		} else if !isASCII(f.value) {
+			add(f.value, f.member, `Member must satisfy regular expression pattern: \p{ASCII}*`)
+		}
+	}
+	if v := req.TargetVariant; v != "" {
+		if len(v) > 63 {
+			add(v, "targetVariant", "Member must have length less than or equal to 63")
+		} else if !isName(v) {
+			add(v, "targetVariant", namePattern)
+		}
+	}
+	if id := req.InferenceID; id != "" {
+		if len(id) > 64 {
+			add(id, "inferenceId", "Member must have length less than or equal to 64")
+		} else if !isPrintable(id) {
+			add(id, "inferenceId", `Member must satisfy regular expression pattern: \A\S[\p{Print}]*\z`)
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	noun := "error"
+	if len(problems) > 1 {
+		noun = "errors"
+	}
+	return fault.New(fault.Invalid, "%d validation %s detected: %s", len(problems), noun, strings.Join(problems, "; "))
+}
+
+// isName matches ^[a-zA-Z0-9](-*[a-zA-Z0-9])*$.
+func isName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (c != '-' || i == 0) {
+			return false
+		}
+	}
+	return s[len(s)-1] != '-'
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// isPrintable matches \A\S[\p{Print}]*\z for the ASCII headers carry.
+func isPrintable(s string) bool {
+	if s == "" || s[0] == ' ' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -242,7 +242,7 @@ func (h *Handler) listEndpointConfigs(ctx context.Context, r *http.Request) (any
 type createEndpointInput struct {
 	EndpointName       string
 	EndpointConfigName string
-	DeploymentConfig   map[string]any
+	DeploymentConfig   *controlplane.DeploymentConfig
 	Tags               []controlplane.Tag
 }
 
@@ -273,15 +273,25 @@ type deployedImage struct {
 }
 
 type describeEndpointOutput struct {
-	EndpointName         string
-	EndpointArn          string
-	EndpointConfigName   string
-	ProductionVariants   []variantSummary `json:",omitempty"`
-	EndpointStatus       string
-	FailureReason        string `json:",omitempty"`
-	CreationTime         *awsapi.Timestamp
-	LastModifiedTime     *awsapi.Timestamp
-	LastDeploymentConfig map[string]any `json:",omitempty"`
+	EndpointName             string
+	EndpointArn              string
+	EndpointConfigName       string
+	ProductionVariants       []variantSummary `json:",omitempty"`
+	EndpointStatus           string
+	FailureReason            string `json:",omitempty"`
+	CreationTime             *awsapi.Timestamp
+	LastModifiedTime         *awsapi.Timestamp
+	LastDeploymentConfig     *controlplane.DeploymentConfig `json:",omitempty"`
+	DataCaptureConfig        *dataCaptureSummary            `json:",omitempty"`
+	ShadowProductionVariants []variantSummary               `json:",omitempty"`
+}
+
+type dataCaptureSummary struct {
+	EnableCapture             bool
+	CaptureStatus             string
+	CurrentSamplingPercentage int32
+	DestinationS3Uri          string
+	KmsKeyId                  string `json:",omitempty"`
 }
 
 func (h *Handler) describeEndpoint(ctx context.Context, r *http.Request) (any, error) {
@@ -303,6 +313,18 @@ func (h *Handler) describeEndpoint(ctx context.Context, r *http.Request) (any, e
 		LastModifiedTime:     awsapi.NewTimestamp(e.Modified),
 		LastDeploymentConfig: e.DeploymentConfig,
 	}
+	if e.Deployed != nil && e.Deployed.Config.DataCaptureConfig != nil {
+		dc := e.Deployed.Config.DataCaptureConfig
+		enabled := dc.EnableCapture == nil || *dc.EnableCapture
+		sum := &dataCaptureSummary{EnableCapture: enabled, CaptureStatus: "Stopped", DestinationS3Uri: dc.DestinationS3Uri, KmsKeyId: dc.KmsKeyId}
+		if enabled {
+			sum.CaptureStatus = "Started"
+		}
+		if dc.InitialSamplingPercentage != nil {
+			sum.CurrentSamplingPercentage = *dc.InitialSamplingPercentage
+		}
+		out.DataCaptureConfig = sum
+	}
 	for _, v := range e.Variants {
 		vs := variantSummary{
 			VariantName:          v.VariantName,
@@ -318,7 +340,11 @@ func (h *Handler) describeEndpoint(ctx context.Context, r *http.Request) (any, e
 			}
 			vs.DeployedImages = append(vs.DeployedImages, di)
 		}
-		out.ProductionVariants = append(out.ProductionVariants, vs)
+		if v.Shadow {
+			out.ShadowProductionVariants = append(out.ShadowProductionVariants, vs)
+		} else {
+			out.ProductionVariants = append(out.ProductionVariants, vs)
+		}
 	}
 	return out, nil
 }
@@ -363,7 +389,7 @@ type updateEndpointInput struct {
 	EndpointConfigName               string
 	RetainAllVariantProperties       bool
 	ExcludeRetainedVariantProperties []map[string]any
-	DeploymentConfig                 map[string]any
+	DeploymentConfig                 *controlplane.DeploymentConfig
 	RetainDeploymentConfig           bool
 }
 

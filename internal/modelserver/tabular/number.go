@@ -117,17 +117,21 @@ func smallInt(b []byte) (int, bool) {
 }
 
 func slowFloat(b []byte) (float32, bool) {
-	if len(b) == 0 || len(b) > 400 {
+	if len(b) == 0 {
 		return 0, false
 	}
-	var buf [400]byte
-	n := copy(buf[:], b)
-	for i := 0; i < n; i++ {
-		if c := buf[i]; c >= 'A' && c <= 'Z' {
-			buf[i] = c + 'a' - 'A'
+	var buf [64]byte
+	s := b
+	if len(b) <= len(buf) {
+		// Lower-case a copy so "NaN"/"Infinity" compare cheaply.
+		n := copy(buf[:], b)
+		for i := 0; i < n; i++ {
+			if c := buf[i]; c >= 'A' && c <= 'Z' {
+				buf[i] = c + 'a' - 'A'
+			}
 		}
+		s = buf[:n]
 	}
-	s := buf[:n]
 	sign := 1.0
 	body := s
 	if body[0] == '-' || body[0] == '+' {

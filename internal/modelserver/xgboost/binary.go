@@ -73,19 +73,12 @@ func (r *binReader) floatVec() ([]float32, error) {
 
 func le32(b []byte, off int) int32 { return int32(binary.LittleEndian.Uint32(b[off:])) }
 
-// pickle opcodes that precede a Booster's raw bytes in a Python pickle.
-var pickleMagic = []byte("binf")
+// binaryMagic optionally starts a legacy binary model.
+var binaryMagic = []byte("binf")
 
 func decodeBinary(b []byte) (*rawModel, error) {
-	if len(b) > 2 && b[0] == 0x80 { // Python pickle of a Booster
-		i := bytes.Index(b, pickleMagic)
-		if i < 0 {
-			return nil, corrupt("pickle does not contain an xgboost binary model")
-		}
-		b = b[i:]
-	}
 	r := &binReader{b: b}
-	if bytes.HasPrefix(b, pickleMagic) {
+	if bytes.HasPrefix(b, binaryMagic) {
 		r.pos = 4
 	}
 	p, err := r.take(learnerParamSize)

@@ -2,6 +2,7 @@ package xgboost
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -40,22 +41,81 @@ func DetectFormat(b []byte) Format {
 	return FormatBinary
 }
 
-// Decode reads a model in any of the three formats.
+// Decode reads a model in any of the three formats, or a Python pickle of
+// an xgboost Booster (as SageMaker's XGBoost 1.0–1.2 containers saved
+// models).
 func Decode(b []byte) (*Booster, error) {
-	var raw *rawModel
-	var err error
-	switch DetectFormat(b) {
-	case FormatJSON:
-		raw, err = decodeTree(parseJSONModel(b))
-	case FormatUBJSON:
-		raw, err = decodeTree(parseUBJSONModel(b))
-	default:
-		raw, err = decodeBinary(b)
-	}
+	raw, err := decodeAny(b, 0)
 	if err != nil {
 		return nil, err
 	}
 	return raw.build()
+}
+
+func decodeAny(b []byte, depth int) (*rawModel, error) {
+	if len(b) > 2 && b[0] == 0x80 && depth == 0 { // pickle protocol 2+
+		payload, err := unpickleBooster(b)
+		if err != nil {
+			return nil, err
+		}
+		return decodeAny(payload, depth+1)
+	}
+	switch DetectFormat(b) {
+	case FormatJSON:
+		return decodeTree(parseJSONModel(b))
+	case FormatUBJSON:
+		raw, err := decodeTree(parseUBJSONModel(b))
+		if err != nil {
+			// A legacy binary model without the "binf" header can start
+			// with '{' when its base_score's low byte is 0x7b.
+			if raw2, err2 := decodeBinary(b); err2 == nil {
+				return raw2, nil
+			}
+		}
+		return raw, err
+	}
+	return decodeBinary(b)
+}
+
+// unpickleBooster finds the serialised booster inside a pickle of
+// xgboost.core.Booster: the bytes passed to builtins.bytearray.
+func unpickleBooster(b []byte) ([]byte, error) {
+	i := bytes.Index(b, []byte("bytearray"))
+	if i < 0 {
+		return nil, corrupt("pickle holds no xgboost Booster")
+	}
+	b = b[i+len("bytearray"):]
+	// Skip the opcodes that follow the name: MEMOIZE, STACK_GLOBAL, the
+	// newline ending a GLOBAL, BINPUT and LONG_BINPUT.
+	for len(b) > 0 {
+		switch {
+		case b[0] == 0x94 || b[0] == 0x93 || b[0] == '\n':
+			b = b[1:]
+			continue
+		case b[0] == 'q' && len(b) >= 2:
+			b = b[2:]
+			continue
+		case b[0] == 'r' && len(b) >= 5:
+			b = b[5:]
+			continue
+		}
+		break
+	}
+	var n uint64
+	switch {
+	case len(b) >= 5 && b[0] == 'B': // BINBYTES
+		n, b = uint64(binary.LittleEndian.Uint32(b[1:])), b[5:]
+	case len(b) >= 2 && b[0] == 'C': // SHORT_BINBYTES
+		n, b = uint64(b[1]), b[2:]
+	case len(b) >= 9 && (b[0] == 0x8e || b[0] == 0x96): // BINBYTES8, BYTEARRAY8
+		n, b = binary.LittleEndian.Uint64(b[1:]), b[9:]
+	default:
+		return nil, corrupt("unsupported pickle layout for an xgboost Booster")
+	}
+	if n > uint64(len(b)) {
+		return nil, corrupt("pickle truncated")
+	}
+	return b[:n], nil
 }
 
 // DecodeJSON reads a JSON model.
@@ -64,8 +124,7 @@ func DecodeJSON(b []byte) (*Booster, error) { return decodeWith(decodeTree(parse
 // DecodeUBJSON reads a UBJSON model.
 func DecodeUBJSON(b []byte) (*Booster, error) { return decodeWith(decodeTree(parseUBJSONModel(b))) }
 
-// DecodeBinary reads a legacy binary model (optionally inside a Python
-// pickle of a Booster, as older SageMaker containers wrote).
+// DecodeBinary reads a legacy binary model.
 func DecodeBinary(b []byte) (*Booster, error) { return decodeWith(decodeBinary(b)) }
 
 func decodeWith(raw *rawModel, err error) (*Booster, error) {
@@ -99,7 +158,6 @@ func LoadFile(path string) (*Booster, error) {
 }
 
 // --- generic tree (JSON / UBJSON) ---
-
 
 func get(v any, keys ...string) (any, error) {
 	for i, k := range keys {
@@ -269,6 +327,9 @@ func decodeTree(root any, err error) (*rawModel, error) {
 		for i, x := range ver {
 			m.version[i] = int(x)
 		}
+	}
+	if m, ok := root.(map[string]any); ok && m["learner"] == nil && m["Model"] != nil {
+		root = m["Model"] // a memory snapshot: {"Config": ..., "Model": ...}
 	}
 	lp, err := get(root, "learner", "learner_model_param")
 	if err != nil {

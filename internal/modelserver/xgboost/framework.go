@@ -35,6 +35,10 @@ type Options struct {
 	// DefaultAccept is used when a request has no Accept or */*
 	// (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, default text/csv).
 	DefaultAccept string
+	// InferenceOutput selects per-row output keys (SAGEMAKER_INFERENCE_OUTPUT,
+	// e.g. predicted_label,probabilities), as the container's selectable
+	// inference output; nil answers bare predictions.
+	InferenceOutput []string
 	// Workers bounds the goroutines one large request predicts on
 	// (0 = GOMAXPROCS).
 	Workers int
@@ -46,6 +50,7 @@ type Options struct {
 func OptionsFromEnv(getenv func(string) string) Options {
 	o := Options{DefaultAccept: ContentCSV}
 	o.Batch = strings.EqualFold(strings.TrimSpace(getenv("SAGEMAKER_BATCH")), "true")
+	o.InferenceOutput = ParseInferenceOutput(getenv("SAGEMAKER_INFERENCE_OUTPUT"))
 	if v := strings.TrimSpace(getenv("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT")); v != "" {
 		o.DefaultAccept = strings.ToLower(v)
 	}
@@ -225,6 +230,13 @@ func (m *Model) Predict(ctx context.Context, req *modelserver.Request) (*modelse
 	preds, per, err := m.PredictRows(ctx, mat)
 	if err != nil {
 		return nil, err
+	}
+	if len(m.opt.InferenceOutput) > 0 {
+		body, err := m.encodeSelected(accept, preds, per)
+		if err != nil {
+			return nil, err
+		}
+		return &modelserver.Response{ContentType: accept, Body: body}, nil
 	}
 	return &modelserver.Response{ContentType: accept, Body: m.encode(accept, preds, per)}, nil
 }

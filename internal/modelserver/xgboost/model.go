@@ -64,6 +64,7 @@ type Booster struct {
 
 	nodes     []node
 	roots     []int32
+	depth     []int32 // edges on the longest root-to-leaf path, per tree
 	treeGroup []int32
 	treeW     []float32 // dart weights; nil for gbtree
 	catSets   [][]uint64
@@ -170,6 +171,7 @@ func (m *rawModel) build() (*Booster, error) {
 	}
 	b.nodes = make([]node, 0, total)
 	b.roots = make([]int32, len(m.trees))
+	b.depth = make([]int32, len(m.trees))
 	b.treeGroup = make([]int32, len(m.trees))
 	for i := range m.trees {
 		g := m.treeInfo[i]
@@ -178,24 +180,28 @@ func (m *rawModel) build() (*Booster, error) {
 		}
 		b.treeGroup[i] = int32(g)
 		b.roots[i] = int32(len(b.nodes))
-		if err := b.addTree(i, &m.trees[i]); err != nil {
+		d, err := b.addTree(i, &m.trees[i])
+		if err != nil {
 			return nil, err
 		}
+		b.depth[i] = d
 	}
 	return b, nil
 }
 
 // addTree validates t and appends it breadth-first so that every split's
-// children are adjacent.
-func (b *Booster) addTree(ti int, t *rawTree) error {
+// children are adjacent. It returns the tree's depth.
+func (b *Booster) addTree(ti int, t *rawTree) (int32, error) {
 	n := len(t.left)
 	if n == 0 {
-		return corrupt("tree %d has no nodes", ti)
+		return 0, corrupt("tree %d has no nodes", ti)
 	}
 	if len(t.right) != n || len(t.feat) != n || len(t.cond) != n || len(t.defaultLeft) != n {
-		return corrupt("tree %d: node arrays differ in length", ti)
+		return 0, corrupt("tree %d: node arrays differ in length", ti)
 	}
 	seen := make([]bool, n)
+	level := make([]int32, 1, n) // level[qi] is the depth of queue[qi]
+	var depth int32
 	seen[0] = true
 	queue := []int32{0}
 	base := int32(len(b.nodes))
@@ -203,24 +209,25 @@ func (b *Booster) addTree(ti int, t *rawTree) error {
 	for qi := 0; qi < len(queue); qi++ {
 		id := queue[qi]
 		pos := base + int32(qi)
+		depth = max(depth, level[qi])
 		l, r := t.left[id], t.right[id]
 		if l == -1 {
 			if r != -1 {
-				return corrupt("tree %d node %d: left child is -1 but right is %d", ti, id, r)
+				return 0, corrupt("tree %d node %d: left child is -1 but right is %d", ti, id, r)
 			}
 			b.nodes[pos] = node{val: t.cond[id], feat: leafBit}
 			continue
 		}
 		if l < 0 || int(l) >= n || r < 0 || int(r) >= n || l == r {
-			return corrupt("tree %d node %d: bad children %d,%d", ti, id, l, r)
+			return 0, corrupt("tree %d node %d: bad children %d,%d", ti, id, l, r)
 		}
 		if seen[l] || seen[r] {
-			return corrupt("tree %d node %d: child reached twice", ti, id)
+			return 0, corrupt("tree %d node %d: child reached twice", ti, id)
 		}
 		seen[l], seen[r] = true, true
 		f := t.feat[id]
 		if f < 0 || f >= int64(b.NumFeature) {
-			return corrupt("tree %d node %d: split feature %d out of range [0,%d)", ti, id, f, b.NumFeature)
+			return 0, corrupt("tree %d node %d: split feature %d out of range [0,%d)", ti, id, f, b.NumFeature)
 		}
 		nd := node{val: t.cond[id], feat: uint32(f), left: base + int32(len(queue))}
 		if t.defaultLeft[id] {
@@ -229,7 +236,7 @@ func (b *Booster) addTree(ti int, t *rawTree) error {
 		if cats, ok := t.cats[id]; ok {
 			set, err := catBitset(cats)
 			if err != nil {
-				return fmt.Errorf("tree %d node %d: %w", ti, id, err)
+				return 0, fmt.Errorf("tree %d node %d: %w", ti, id, err)
 			}
 			nd.feat |= catBit
 			nd.val = math.Float32frombits(uint32(len(b.catSets)))
@@ -238,9 +245,10 @@ func (b *Booster) addTree(ti int, t *rawTree) error {
 		}
 		b.nodes[pos] = nd
 		queue = append(queue, l, r)
+		level = append(level, level[qi]+1, level[qi]+1)
 		b.nodes = append(b.nodes, node{}, node{})
 	}
-	return nil
+	return depth, nil
 }
 
 // maxCategory mirrors XGBoost: categories must be exactly representable as

@@ -126,13 +126,46 @@ func (b *Booster) marginRange(rows []float32, cols int, out []float32, lo, hi in
 // the next, which keeps a tree's nodes in cache (XGBoost does the same).
 const block = 64
 
+// lanes is how many rows walk one tree in lockstep: independent walks
+// overlap their memory latency.
+const lanes = 8
+
 // scalarRange is the fast path: one output group, numeric splits, no dart.
 func (b *Booster) scalarRange(rows []float32, cols int, out []float32, lo, hi int) {
 	nodes := b.nodes
+	if hi-lo < lanes {
+		for r := lo; r < hi; r++ {
+			b.scalarRow(rows[r*cols:r*cols+cols], &out[r])
+		}
+		return
+	}
 	for blo := lo; blo < hi; blo += block {
 		bhi := min(hi, blo+block)
-		for _, root := range b.roots {
-			for r := blo; r < bhi; r++ {
+		for t, root := range b.roots {
+			r := blo
+			for ; r+lanes <= bhi; r += lanes {
+				var idx [lanes]int32
+				for k := range idx {
+					idx[k] = root
+				}
+				for range b.depth[t] {
+					for k := range idx {
+						nd := nodes[idx[k]]
+						// A leaf stays put; its feature bits index 0,
+						// which every row has.
+						v := rows[(r+k)*cols+int(nd.feat&featMask)]
+						next := nd.left + 1 - (b2i(v < nd.val) | (b2i(v != v) & int32(nd.feat>>30&1)))
+						if nd.feat&leafBit != 0 {
+							next = idx[k]
+						}
+						idx[k] = next
+					}
+				}
+				for k := range idx {
+					out[r+k] += nodes[idx[k]].val
+				}
+			}
+			for ; r < bhi; r++ {
 				row := rows[r*cols : r*cols+cols]
 				i := root
 				for {
@@ -142,18 +175,56 @@ func (b *Booster) scalarRange(rows []float32, cols int, out []float32, lo, hi in
 						break
 					}
 					v := row[nd.feat&featMask]
-					switch {
-					case v < nd.val:
-						i = nd.left
-					case v != v && nd.feat&defLeft != 0:
-						i = nd.left
-					default:
-						i = nd.left + 1
-					}
+					// Branch-free: go right unless v < threshold or v is
+					// missing and the default is left.
+					i = nd.left + 1 - (b2i(v < nd.val) | (b2i(v != v) & int32(nd.feat>>30&1)))
 				}
 			}
 		}
 	}
+}
+
+// scalarRow predicts one row of a small batch, walking lanes trees in
+// lockstep; leaves are still added in tree order.
+func (b *Booster) scalarRow(row []float32, out *float32) {
+	nodes := b.nodes
+	acc := *out
+	t := 0
+	for ; t+lanes <= len(b.roots); t += lanes {
+		var idx [lanes]int32
+		copy(idx[:], b.roots[t:t+lanes])
+		depth := int32(0)
+		for _, d := range b.depth[t : t+lanes] {
+			depth = max(depth, d)
+		}
+		for range depth {
+			for k := range idx {
+				nd := nodes[idx[k]]
+				v := row[nd.feat&featMask]
+				next := nd.left + 1 - (b2i(v < nd.val) | (b2i(v != v) & int32(nd.feat>>30&1)))
+				if nd.feat&leafBit != 0 {
+					next = idx[k]
+				}
+				idx[k] = next
+			}
+		}
+		for k := range idx {
+			acc += nodes[idx[k]].val
+		}
+	}
+	for ; t < len(b.roots); t++ {
+		i := b.roots[t]
+		for {
+			nd := nodes[i]
+			if nd.feat&leafBit != 0 {
+				acc += nd.val
+				break
+			}
+			v := row[nd.feat&featMask]
+			i = nd.left + 1 - (b2i(v < nd.val) | (b2i(v != v) & int32(nd.feat>>30&1)))
+		}
+	}
+	*out = acc
 }
 
 func (b *Booster) generalRange(rows []float32, cols int, out []float32, lo, hi int) {
@@ -230,4 +301,11 @@ func (b *Booster) linearRange(rows []float32, cols int, out []float32, lo, hi in
 			out[r*g+k] = psum
 		}
 	}
+}
+
+func b2i(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -9,6 +9,7 @@ For every case it trains a small model with a fixed seed, saves it as JSON
 (model.json), UBJSON (model.ubj) and the legacy binary format
 (xgboost-model, no extension, as SageMaker writes it), and writes:
 
+  model.pkl      (some cases) pickle.dump of the Booster
   rows.csv       test rows, no header, no label; empty field = missing
   expected.json  {"objective", "num_class", "predict": [...], "margin": [...],
                   "predict_shape": [...]} computed by xgboost on the same
@@ -19,6 +20,7 @@ back gives bit-identical float32 inputs.
 """
 import json
 import os
+import pickle
 import shutil
 
 import numpy as np
@@ -97,6 +99,9 @@ CASES = [
                      "max_cat_to_onehot": 1}, 8, {"categorical": True}),
 ]
 
+# cases also saved as a Python pickle, with the pickle protocol to use
+PICKLED = {"binary_logistic": 4, "multi_softprob": 3}
+
 
 def fmt(v):
     if np.isnan(v):
@@ -144,6 +149,10 @@ def main():
             # The legacy binary format cannot hold categorical splits.
             with open(os.path.join(out, "xgboost-model"), "wb") as f:
                 f.write(bst.save_raw(raw_format="deprecated"))
+        if name in PICKLED:
+            # Older SageMaker containers pickled the Booster.
+            with open(os.path.join(out, "model.pkl"), "wb") as f:
+                pickle.dump(bst, f, protocol=PICKLED[name])
         write_rows(os.path.join(out, "rows.csv"), xte)
         dte = xgb.DMatrix(xte, missing=np.nan, feature_types=ft,
                           enable_categorical=ft is not None)

@@ -1,0 +1,712 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-io/berth/internal/fault"
+)
+
+// Request is one invocation.
+type Request struct {
+	// Body is the request body when BodyReader is nil.
+	Body []byte
+	// BodyReader, when set, is streamed to the instance instead of Body;
+	// ContentLength is its length, or -1 when unknown.
+	BodyReader    io.Reader
+	ContentLength int64
+	// MaxBodyBytes, when positive, bounds the body; a longer one fails
+	// with an Invalid fault without being buffered.
+	MaxBodyBytes int64
+
+	ContentType      string
+	Accept           string
+	CustomAttributes string
+	TargetVariant    string
+	InferenceID      string
+	// RequestID identifies the request in data capture (EventId).
+	RequestID string
+	// Received is when the request arrived, for OverheadLatency; the
+	// start of Open by default.
+	Received time.Time
+	// Stream asks for a response stream: the response headers must come
+	// within Options.Timeout, the whole response within
+	// Options.StreamTimeout, and no size limit applies.
+	Stream bool
+}
+
+// Response is a model's successful, buffered answer.
+type Response struct {
+	Body             []byte
+	ContentType      string
+	CustomAttributes string
+	Variant          string
+}
+
+// ModelError reports that the container answered with a non-2xx status,
+// did not answer in time, or broke its response. OriginalStatus is 0 when
+// the container gave no status.
+type ModelError struct {
+	Variant        string
+	OriginalStatus int
+	OriginalBody   string
+	// Timeout is set when the container did not answer in time.
+	Timeout bool
+}
+
+func (e *ModelError) Error() string {
+	class := "server"
+	if e.OriginalStatus >= 400 && e.OriginalStatus < 500 {
+		class = "client"
+	}
+	return fmt.Sprintf("Received %s error (%d) from primary with message %q. See the instance logs of variant %s in the berth data directory for more information.",
+		class, e.OriginalStatus, e.OriginalBody, e.Variant)
+}
+
+// maxErrorBody bounds the OriginalMessage kept from a model's error answer
+// (SageMaker's Message shape allows 2048 characters).
+const maxErrorBody = 2048
+
+// errInvocationTimeout is the cancel cause of an invocation that ran out
+// of time.
+var errInvocationTimeout = errors.New("invocation timed out")
+
+// errBodyTooLarge stops a request body at its limit.
+var errBodyTooLarge = errors.New("request body over the limit")
+
+func timeoutError(variant string) error {
+	return &ModelError{Variant: variant, Timeout: true,
+		OriginalBody: "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container, resolve the issue, and try again."}
+}
+
+// Open sends req to one instance of the endpoint and returns the
+// instance's successful answer with its body unread. The caller reads the
+// body from the Stream and must Close it. A non-2xx answer is returned as
+// a *ModelError.
+func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stream, error) {
+	start := req.Received
+	if start.IsZero() {
+		start = r.opts.Now()
+	}
+	t := r.lookup(endpoint)
+	if t == nil {
+		return nil, fault.New(fault.NotFound, "Endpoint %s of account %s not found.", endpoint, r.opts.AccountID)
+	}
+	v, err := t.pickVariant(req.TargetVariant)
+	if err != nil {
+		return nil, err
+	}
+	capture := t.ep.Capture != nil && t.ep.Capture.Sample()
+	var kept *bytes.Buffer
+	if req.BodyReader != nil && (capture || len(t.shadows) > 0) {
+		// Capture and shadows need a copy of the body: read it once,
+		// within the limit, and send the copy.
+		if kept, err = readBody(req); err != nil {
+			return nil, err
+		}
+		c := *req
+		c.Body, c.BodyReader, c.ContentLength = kept.Bytes(), nil, int64(kept.Len())
+		req = &c
+	}
+	s, err := r.open(ctx, t, v, req, start)
+	if err != nil {
+		putBuffer(kept)
+		return nil, err
+	}
+	s.capture = capture
+	if capture || len(t.shadows) > 0 {
+		s.kept = kept
+		if kept == nil { // a buffered body: keep it as is
+			s.keptBody = req.Body
+		}
+		s.req = *req
+		s.req.BodyReader = nil
+	}
+	return s, nil
+}
+
+// readBody reads a streamed request body into a pooled buffer, refusing
+// one over the limit without reading past it.
+func readBody(req *Request) (*bytes.Buffer, error) {
+	buf := getBuffer()
+	br := bodyReader{r: req.BodyReader, limit: req.MaxBodyBytes}
+	if _, err := buf.ReadFrom(&br); err != nil {
+		putBuffer(buf)
+		return nil, br.fault(err)
+	}
+	return buf, nil
+}
+
+// Invoke sends req to the endpoint and returns the model's buffered answer.
+func (r *Router) Invoke(ctx context.Context, endpoint string, req Request) (*Response, error) {
+	s, err := r.Open(ctx, endpoint, &req)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var body []byte
+	if s.ContentLength >= 0 && s.ContentLength <= r.opts.MaxResponseBytes {
+		body = make([]byte, s.ContentLength)
+		if _, err := io.ReadFull(s, body); err != nil {
+			return nil, err
+		}
+		// Reach EOF, so the model latency ends and the connection is reused.
+		var one [1]byte
+		if n, err := s.Read(one[:]); n > 0 || err != io.EOF {
+			if err == nil || err == io.EOF {
+				err = &ModelError{Variant: s.Variant, OriginalBody: "the model sent more bytes than its Content-Length"}
+			}
+			return nil, err
+		}
+	} else {
+		buf := getBuffer()
+		defer putBuffer(buf)
+		if _, err := buf.ReadFrom(s); err != nil {
+			return nil, err
+		}
+		body = bytes.Clone(buf.Bytes())
+	}
+	return &Response{Body: body, ContentType: s.ContentType, CustomAttributes: s.CustomAttributes, Variant: s.Variant}, nil
+}
+
+// pickVariant chooses by weight among the variants, or among the entries
+// named target.
+func (t *table) pickVariant(target string) (*variant, error) {
+	if target != "" {
+		var total float64
+		var only *variant
+		n := 0
+		for _, v := range t.variants {
+			if strings.EqualFold(v.name, target) {
+				total += v.weight
+				only = v
+				n++
+			}
+		}
+		switch {
+		case n == 0:
+			return nil, fault.New(fault.Invalid, "Endpoint %s does not have a variant named %s.", t.ep.Name, target)
+		case n == 1 || total <= 0:
+			return only, nil
+		}
+		x := rand.Float64() * total
+		for _, v := range t.variants {
+			if strings.EqualFold(v.name, target) {
+				if x < v.weight {
+					return v, nil
+				}
+				x -= v.weight
+			}
+		}
+		return only, nil
+	}
+	if len(t.variants) == 0 {
+		return nil, fault.New(fault.Unavailable, "Endpoint %s has no production variant to route to; retry later.", t.ep.Name)
+	}
+	if len(t.variants) == 1 {
+		return t.variants[0], nil
+	}
+	if t.total <= 0 {
+		return nil, fault.New(fault.Unavailable, "All variants of endpoint %s have weight 0; set a weight with UpdateEndpointWeightsAndCapacities or name a TargetVariant.", t.ep.Name)
+	}
+	return pickWeighted(t.variants, t.total), nil
+}
+
+func pickWeighted(vs []*variant, total float64) *variant {
+	x := rand.Float64() * total
+	var last *variant
+	for _, v := range vs {
+		if v.weight <= 0 {
+			continue
+		}
+		if x < v.weight {
+			return v
+		}
+		x -= v.weight
+		last = v
+	}
+	return last
+}
+
+// acquire picks a healthy instance other than exclude and counts the
+// request on it; nil when none can take it.
+func (v *variant) acquire(exclude *instState) *instState {
+	for range len(v.insts) + 1 {
+		st := v.pick(exclude)
+		if st == nil {
+			return nil
+		}
+		st.inflight.Add(1)
+		// Drain marks an instance retired and then waits for its count;
+		// checking after counting closes the race with a table read just
+		// before the instance was dropped.
+		if !st.retired.Load() {
+			return st
+		}
+		st.inflight.Add(-1)
+	}
+	return nil
+}
+
+func (v *variant) pick(exclude *instState) *instState {
+	n := len(v.insts)
+	if n == 0 {
+		return nil
+	}
+	usable := func(st *instState) bool {
+		return st != exclude && !st.retired.Load() && st.inst.Healthy()
+	}
+	if v.strategy == Random {
+		k := rand.IntN(n)
+		for i := range n {
+			if st := v.insts[(k+i)%n]; usable(st) {
+				return st
+			}
+		}
+		return nil
+	}
+	// Least outstanding requests; ties go round-robin from a moving start.
+	start := int(v.next.Add(1) % uint32(n))
+	var best *instState
+	var bestLoad int64
+	for i := range n {
+		st := v.insts[(start+i)%n]
+		if !usable(st) {
+			continue
+		}
+		if l := st.inflight.Load(); best == nil || l < bestLoad {
+			best, bestLoad = st, l
+		}
+	}
+	return best
+}
+
+// open sends req to an instance of v, retrying once on another instance
+// when the first could not be reached.
+func (r *Router) open(parent context.Context, t *table, v *variant, req *Request, start time.Time) (*Stream, error) {
+	st := v.acquire(nil)
+	if st == nil {
+		v.observe("", 0, 0, r.opts.Now().Sub(start))
+		return nil, fault.New(fault.Unavailable, "No healthy instance of variant %s of endpoint %s can take the request; retry later.", v.name, t.ep.Name)
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	timer := time.AfterFunc(r.opts.Timeout, func() { cancel(errInvocationTimeout) })
+	var streamed *bodyReader
+	if req.BodyReader != nil {
+		streamed = &bodyReader{r: req.BodyReader, limit: req.MaxBodyBytes}
+	}
+	fail := func(status int, err error) (*Stream, error) {
+		timer.Stop()
+		cancel(nil)
+		st.inflight.Add(-1)
+		now := r.opts.Now()
+		v.observe(st.label, status, 0, now.Sub(start))
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		sent := r.opts.Now()
+		var bb *bytesBody
+		if streamed == nil && len(req.Body) > 0 {
+			bb = &bytesBody{b: req.Body}
+		}
+		resp, err := r.send(ctx, st, req, streamed, bb)
+		if err == nil {
+			if resp.StatusCode < 200 || resp.StatusCode > 299 {
+				msg := readErrorBody(resp.Body)
+				resp.Body.Close()
+				timer.Stop()
+				cancel(nil)
+				st.inflight.Add(-1)
+				now := r.opts.Now()
+				v.observe(st.label, resp.StatusCode, now.Sub(sent), sent.Sub(start))
+				return nil, &ModelError{Variant: v.name, OriginalStatus: resp.StatusCode, OriginalBody: msg}
+			}
+			if req.Stream {
+				// Headers came in time; the stream gets its own bound.
+				timer.Reset(r.opts.StreamTimeout - r.opts.Now().Sub(start))
+			}
+			s := streamPool.Get().(*Stream)
+			*s = Stream{
+				Variant:          v.name,
+				ContentType:      resp.Header.Get("Content-Type"),
+				CustomAttributes: resp.Header.Get("X-Amzn-Sagemaker-Custom-Attributes"),
+				ContentLength:    resp.ContentLength,
+				r:                r, t: t, v: v, st: st, resp: resp,
+				ctx: ctx, cancel: cancel, timer: timer,
+				start: start, sent: sent, stream: req.Stream,
+			}
+			return s, nil
+		}
+		switch {
+		case errors.Is(context.Cause(ctx), errInvocationTimeout):
+			return fail(0, timeoutError(v.name))
+		case parent.Err() != nil:
+			return fail(-1, fmt.Errorf("invocation abandoned: %w", parent.Err()))
+		case streamed != nil && streamed.failure() != nil:
+			return fail(-1, streamed.fault(streamed.failure()))
+		}
+		// Nothing reached the model when the dial failed, or when a kept-
+		// alive connection turned out dead before a buffered body was
+		// touched (a fresh body is sent on the retry). A streamed body is
+		// retried only after a failed dial: then no goroutine of the
+		// transport holds it.
+		retry := isDialError(err) || streamed == nil && !bb.touched.Load() && len(req.Body) > 0 && isConnReset(err)
+		if attempt == 0 && retry {
+			if next := v.acquire(st); next != nil {
+				st.inflight.Add(-1)
+				st = next
+				continue
+			}
+		}
+		if isDialError(err) {
+			return fail(0, fault.Wrap(fault.Unavailable, err, "Could not reach an instance of variant %s of endpoint %s; retry later.", v.name, t.ep.Name))
+		}
+		return fail(0, &ModelError{Variant: v.name, OriginalBody: "the model server did not send a valid response: " + trimErr(err)})
+	}
+}
+
+// send makes one attempt.
+func (r *Router) send(ctx context.Context, st *instState, req *Request, streamed *bodyReader, bb *bytesBody) (*http.Response, error) {
+	h := make(http.Header, 6)
+	if req.ContentType != "" {
+		h["Content-Type"] = []string{req.ContentType}
+	}
+	if req.Accept != "" {
+		h["Accept"] = []string{req.Accept}
+	}
+	if req.CustomAttributes != "" {
+		h["X-Amzn-Sagemaker-Custom-Attributes"] = []string{req.CustomAttributes}
+	}
+	if req.InferenceID != "" {
+		h["X-Amzn-Sagemaker-Inference-Id"] = []string{req.InferenceID}
+	}
+	hr := &http.Request{
+		Method:     http.MethodPost,
+		URL:        st.url,
+		Host:       st.url.Host,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+	}
+	switch {
+	case streamed != nil:
+		hr.Body = streamed
+		hr.ContentLength = req.ContentLength
+		if hr.ContentLength == 0 {
+			hr.Body = http.NoBody
+		} else if hr.ContentLength < 0 {
+			hr.ContentLength = -1
+		}
+	case bb != nil:
+		hr.Body = bb
+		hr.ContentLength = int64(len(bb.b))
+	default:
+		hr.Body = http.NoBody
+	}
+	return r.transport.RoundTrip(hr.WithContext(ctx))
+}
+
+// bytesBody is a request body over a byte slice; unlike bytes.Reader it
+// has a no-op Close, which the transport calls.
+type bytesBody struct {
+	b       []byte
+	i       int
+	touched atomic.Bool // read at all; checked from another goroutine
+}
+
+func (b *bytesBody) Read(p []byte) (int, error) {
+	b.touched.Store(true)
+	if b.i >= len(b.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.b[b.i:])
+	b.i += n
+	return n, nil
+}
+
+func (b *bytesBody) Close() error { return nil }
+
+// bodyReader relays a client's body, counting and bounding it. Its Close
+// does nothing: the client's body belongs to the caller, and a request
+// that failed to connect is retried with the same reader.
+type bodyReader struct {
+	r     io.Reader
+	n     int64 // only used by the reading goroutine
+	limit int64
+
+	mu  sync.Mutex
+	err error // the first error other than io.EOF
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if err := b.failure(); err != nil {
+		return 0, err
+	}
+	if b.limit > 0 && int64(len(p)) > b.limit-b.n+1 {
+		p = p[:b.limit-b.n+1]
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.limit > 0 && b.n > b.limit {
+		err, n = errBodyTooLarge, 0
+	}
+	if err != nil && err != io.EOF {
+		b.mu.Lock()
+		b.err = err
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// failure returns the first read error other than io.EOF.
+func (b *bodyReader) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+func (b *bodyReader) Close() error { return nil }
+
+// fault turns a body read failure into what the client is told.
+func (b *bodyReader) fault(err error) error {
+	if errors.Is(err, errBodyTooLarge) {
+		return TooLarge(b.limit)
+	}
+	return fault.Wrap(fault.Invalid, err, "Could not read the request body.")
+}
+
+// TooLarge is the error of a request body over limit bytes.
+func TooLarge(limit int64) error {
+	return fault.New(fault.Invalid, "Request body is larger than the %d bytes an InvokeEndpoint request may carry; use asynchronous inference or batch transform for larger payloads.", limit)
+}
+
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// isConnReset reports a kept-alive connection that the instance had
+// closed (the instance restarted or died between requests).
+func isConnReset(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset") ||
+		strings.Contains(err.Error(), "server closed idle connection") || strings.Contains(err.Error(), "broken pipe")
+}
+
+func trimErr(err error) string {
+	s := err.Error()
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return s
+}
+
+// readErrorBody returns the start of a model's error answer and drains a
+// little more of it, so the connection can be reused.
+func readErrorBody(body io.Reader) string {
+	buf := make([]byte, maxErrorBody)
+	n, _ := io.ReadFull(body, buf)
+	io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	return strings.TrimSpace(string(buf[:n]))
+}
+
+func (v *variant) observe(instance string, status int, model, overhead time.Duration) {
+	if v.metrics != nil {
+		v.metrics.Observe(instance, status, model, overhead)
+	}
+}
+
+// Stream is an instance's successful answer being read. It is not safe
+// for concurrent use, and must be closed; after Close it must not be used.
+type Stream struct {
+	// Variant is the production variant that answered.
+	Variant string
+	// ContentType and CustomAttributes are the model's response headers.
+	ContentType      string
+	CustomAttributes string
+	// ContentLength is the body's length, or -1 when unknown.
+	ContentLength int64
+
+	r      *Router
+	t      *table
+	v      *variant
+	st     *instState
+	resp   *http.Response
+	ctx    context.Context // the invocation's, to tell a timeout from a disconnect
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+
+	start, sent, done time.Time
+	stream            bool
+	n                 int64
+	eof               bool
+	err               error
+
+	capture  bool
+	req      Request       // for capture and shadows
+	kept     *bytes.Buffer // pooled copy of a streamed request body
+	keptBody []byte        // the caller's buffered body
+	respCopy *bytes.Buffer // pooled copy of the response, for capture
+}
+
+var streamPool = sync.Pool{New: func() any { return new(Stream) }}
+
+// Read reads the model's answer. A failure is a *ModelError (timeout or
+// broken response) or the caller's context error.
+func (s *Stream) Read(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if s.eof {
+		return 0, io.EOF
+	}
+	n, err := s.resp.Body.Read(p)
+	s.n += int64(n)
+	if !s.stream && s.n > s.r.opts.MaxResponseBytes {
+		s.err = &ModelError{Variant: s.Variant, OriginalStatus: s.resp.StatusCode,
+			OriginalBody: fmt.Sprintf("the response is larger than %d bytes", s.r.opts.MaxResponseBytes)}
+		return 0, s.err
+	}
+	if s.capture && n > 0 {
+		if s.respCopy == nil {
+			s.respCopy = getBuffer()
+		}
+		s.respCopy.Write(p[:n])
+	}
+	switch {
+	case err == io.EOF:
+		s.eof = true
+		s.done = s.r.opts.Now()
+	case err != nil:
+		s.done = s.r.opts.Now()
+		switch {
+		case errors.Is(context.Cause(s.ctx), errInvocationTimeout):
+			s.err = timeoutError(s.Variant)
+		case s.ctx.Err() != nil:
+			s.err = fmt.Errorf("invocation abandoned: %w", s.ctx.Err())
+		default:
+			s.err = &ModelError{Variant: s.Variant, OriginalBody: "the model's response broke off: " + trimErr(err)}
+		}
+		return n, s.err
+	}
+	return n, err
+}
+
+// Close ends the invocation: it releases the connection, records the
+// metrics, and hands a complete invocation to data capture and a shadow.
+func (s *Stream) Close() error {
+	r := s.r
+	if r == nil {
+		return nil
+	}
+	now := r.opts.Now()
+	if s.done.IsZero() {
+		s.done = now
+	}
+	s.timer.Stop()
+	s.resp.Body.Close()
+	s.cancel(nil)
+	s.st.inflight.Add(-1)
+
+	status := s.resp.StatusCode
+	var me *ModelError
+	switch {
+	case errors.As(s.err, &me):
+		status = 0
+	case s.err != nil || !s.eof:
+		status = -1 // the caller gave up reading
+	}
+	model := s.done.Sub(s.sent)
+	s.v.observe(s.st.label, status, model, now.Sub(s.start)-model)
+
+	ok := s.err == nil && s.eof
+	if ok && s.capture {
+		s.captureEvent(now)
+	}
+	shadowed := false
+	if ok && len(s.t.shadows) > 0 {
+		shadowed = r.shadow(s.t, s.req, s.keptBody, s.kept)
+	}
+	if !shadowed {
+		putBuffer(s.kept)
+	}
+	putBuffer(s.respCopy)
+	*s = Stream{}
+	streamPool.Put(s)
+	return nil
+}
+
+func (s *Stream) captureEvent(now time.Time) {
+	body := s.keptBody
+	if s.kept != nil {
+		body = s.kept.Bytes()
+	}
+	var resp []byte
+	if s.respCopy != nil {
+		resp = bytes.Clone(s.respCopy.Bytes())
+	}
+	s.t.ep.Capture.Capture(CaptureEvent{
+		Endpoint:            s.t.ep.Name,
+		Variant:             s.Variant,
+		InferenceID:         s.req.InferenceID,
+		EventID:             s.req.RequestID,
+		Time:                now,
+		RequestContentType:  s.req.ContentType,
+		ResponseContentType: s.ContentType,
+		RequestBody:         bytes.Clone(body),
+		ResponseBody:        resp,
+		CustomAttributes:    s.req.CustomAttributes,
+	})
+}
+
+// shadow sends a copy of a request to one shadow variant in the
+// background. It reports whether it took ownership of kept.
+func (r *Router) shadow(t *table, req Request, body []byte, kept *bytes.Buffer) bool {
+	if t.shadowW <= 0 && len(t.shadows) > 1 {
+		return false
+	}
+	sv := t.shadows[0]
+	if len(t.shadows) > 1 {
+		sv = pickWeighted(t.shadows, t.shadowW)
+	}
+	if sv == nil {
+		return false
+	}
+	select {
+	case r.shadowSem <- struct{}{}:
+	default:
+		if sv.metrics != nil {
+			sv.metrics.ShadowDropped()
+		}
+		return false
+	}
+	if kept != nil {
+		body = kept.Bytes()
+	}
+	req.Body, req.BodyReader, req.Stream, req.Received = body, nil, false, time.Time{}
+	r.shadowWG.Add(1)
+	go func() {
+		defer r.shadowWG.Done()
+		defer func() { <-r.shadowSem }()
+		defer putBuffer(kept)
+		s, err := r.open(r.closing, t, sv, &req, r.opts.Now())
+		if err != nil {
+			return
+		}
+		buf := getCopyBuf()
+		io.CopyBuffer(io.Discard, s, *buf)
+		putCopyBuf(buf)
+		s.Close()
+	}()
+	return true
+}
