@@ -9,9 +9,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/berth-io/berth/internal/fault"
@@ -73,6 +74,11 @@ func (e *ModelError) Error() string {
 		class, e.OriginalStatus, e.OriginalBody, e.Variant)
 }
 
+// maxReplayBody is the largest streamed request body read into memory
+// before it is sent, so that it can be sent again after a broken
+// connection (as nginx buffers request bodies).
+const maxReplayBody = 64 << 10
+
 // maxErrorBody bounds the OriginalMessage kept from a model's error answer
 // (SageMaker's Message shape allows 2048 characters).
 const maxErrorBody = 2048
@@ -108,9 +114,11 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 	}
 	capture := t.ep.Capture != nil && t.ep.Capture.Sample()
 	var kept *bytes.Buffer
-	if req.BodyReader != nil && (capture || len(t.shadows) > 0) {
-		// Capture and shadows need a copy of the body: read it once,
-		// within the limit, and send the copy.
+	small := req.ContentLength >= 0 && req.ContentLength <= maxReplayBody
+	if req.BodyReader != nil && (capture || len(t.shadows) > 0 || small) {
+		// Capture and shadows need a copy of the body, and a small body
+		// held in memory can be sent again if the instance dies before it
+		// answers: read it once, within the limit, and send the copy.
 		if kept, err = readBody(req); err != nil {
 			return nil, err
 		}
@@ -124,8 +132,9 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 		return nil, err
 	}
 	s.capture = capture
+	s.primary = true
+	s.kept = kept
 	if capture || len(t.shadows) > 0 {
-		s.kept = kept
 		if kept == nil { // a buffered body: keep it as is
 			s.keptBody = req.Body
 		}
@@ -305,21 +314,23 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 	if req.BodyReader != nil {
 		streamed = &bodyReader{r: req.BodyReader, limit: req.MaxBodyBytes}
 	}
+	var addr *instAddr
 	fail := func(status int, err error) (*Stream, error) {
 		timer.Stop()
 		cancel(nil)
 		st.inflight.Add(-1)
 		now := r.opts.Now()
-		v.observe(st.label, status, 0, now.Sub(start))
+		v.observe(addr.label, status, 0, now.Sub(start))
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
+		addr = st.address()
 		sent := r.opts.Now()
 		var bb *bytesBody
 		if streamed == nil && len(req.Body) > 0 {
 			bb = &bytesBody{b: req.Body}
 		}
-		resp, err := r.send(ctx, st, req, streamed, bb)
+		resp, err := r.send(ctx, addr.url, req, streamed, bb)
 		if err == nil {
 			if resp.StatusCode < 200 || resp.StatusCode > 299 {
 				msg := readErrorBody(resp.Body)
@@ -328,7 +339,7 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 				cancel(nil)
 				st.inflight.Add(-1)
 				now := r.opts.Now()
-				v.observe(st.label, resp.StatusCode, now.Sub(sent), sent.Sub(start))
+				v.observe(addr.label, resp.StatusCode, now.Sub(sent), sent.Sub(start))
 				return nil, &ModelError{Variant: v.name, OriginalStatus: resp.StatusCode, OriginalBody: msg}
 			}
 			if req.Stream {
@@ -343,7 +354,7 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 				ContentLength:    resp.ContentLength,
 				r:                r, t: t, v: v, st: st, resp: resp,
 				ctx: ctx, cancel: cancel, timer: timer,
-				start: start, sent: sent, stream: req.Stream,
+				start: start, sent: sent, stream: req.Stream, label: addr.label,
 			}
 			return s, nil
 		}
@@ -355,12 +366,14 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 		case streamed != nil && streamed.failure() != nil:
 			return fail(-1, streamed.fault(streamed.failure()))
 		}
-		// Nothing reached the model when the dial failed, or when a kept-
-		// alive connection turned out dead before a buffered body was
-		// touched (a fresh body is sent on the retry). A streamed body is
-		// retried only after a failed dial: then no goroutine of the
-		// transport holds it.
-		retry := isDialError(err) || streamed == nil && !bb.touched.Load() && len(req.Body) > 0 && isConnReset(err)
+		// Retry once, elsewhere, when the request cannot have been
+		// answered: the dial failed, or the connection broke before any
+		// response byte came (the instance died or had closed a kept-alive
+		// connection). A body in memory is sent afresh; a streamed body
+		// is retried only after a failed dial, when no goroutine of the
+		// transport holds it. Inference is idempotent, so a model that
+		// died while working on the first attempt costs nothing but time.
+		retry := isDialError(err) || streamed == nil && isConnReset(err)
 		if attempt == 0 && retry {
 			if next := v.acquire(st); next != nil {
 				st.inflight.Add(-1)
@@ -376,7 +389,7 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 }
 
 // send makes one attempt.
-func (r *Router) send(ctx context.Context, st *instState, req *Request, streamed *bodyReader, bb *bytesBody) (*http.Response, error) {
+func (r *Router) send(ctx context.Context, u *url.URL, req *Request, streamed *bodyReader, bb *bytesBody) (*http.Response, error) {
 	h := make(http.Header, 6)
 	if req.ContentType != "" {
 		h["Content-Type"] = []string{req.ContentType}
@@ -392,8 +405,8 @@ func (r *Router) send(ctx context.Context, st *instState, req *Request, streamed
 	}
 	hr := &http.Request{
 		Method:     http.MethodPost,
-		URL:        st.url,
-		Host:       st.url.Host,
+		URL:        u,
+		Host:       u.Host,
 		Proto:      "HTTP/1.1",
 		ProtoMajor: 1,
 		ProtoMinor: 1,
@@ -420,13 +433,11 @@ func (r *Router) send(ctx context.Context, st *instState, req *Request, streamed
 // bytesBody is a request body over a byte slice; unlike bytes.Reader it
 // has a no-op Close, which the transport calls.
 type bytesBody struct {
-	b       []byte
-	i       int
-	touched atomic.Bool // read at all; checked from another goroutine
+	b []byte
+	i int
 }
 
 func (b *bytesBody) Read(p []byte) (int, error) {
-	b.touched.Store(true)
 	if b.i >= len(b.b) {
 		return 0, io.EOF
 	}
@@ -499,8 +510,12 @@ func isDialError(err error) bool {
 // isConnReset reports a kept-alive connection that the instance had
 // closed (the instance restarted or died between requests).
 func isConnReset(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "connection reset") ||
-		strings.Contains(err.Error(), "server closed idle connection") || strings.Contains(err.Error(), "broken pipe")
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "server closed idle connection") || strings.Contains(msg, "transport connection broken")
 }
 
 func trimErr(err error) string {
@@ -546,6 +561,7 @@ type Stream struct {
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 
+	label             string // the instance, for metrics
 	start, sent, done time.Time
 	stream            bool
 	n                 int64
@@ -553,6 +569,7 @@ type Stream struct {
 	err               error
 
 	capture  bool
+	primary  bool          // a client's request, not a shadow copy
 	req      Request       // for capture and shadows
 	kept     *bytes.Buffer // pooled copy of a streamed request body
 	keptBody []byte        // the caller's buffered body
@@ -627,14 +644,14 @@ func (s *Stream) Close() error {
 		status = -1 // the caller gave up reading
 	}
 	model := s.done.Sub(s.sent)
-	s.v.observe(s.st.label, status, model, now.Sub(s.start)-model)
+	s.v.observe(s.label, status, model, now.Sub(s.start)-model)
 
 	ok := s.err == nil && s.eof
 	if ok && s.capture {
 		s.captureEvent(now)
 	}
 	shadowed := false
-	if ok && len(s.t.shadows) > 0 {
+	if ok && s.primary && len(s.t.shadows) > 0 {
 		shadowed = r.shadow(s.t, s.req, s.keptBody, s.kept)
 	}
 	if !shadowed {

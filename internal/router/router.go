@@ -233,10 +233,36 @@ type variant struct {
 // that routes to it.
 type instState struct {
 	inst     Instance
-	url      *url.URL // the instance's /invocations URL, never changed
-	label    string   // the instance's URL, for metrics
+	addr     atomic.Pointer[instAddr] // parsed from the last URL() seen
 	inflight atomic.Int64
 	retired  atomic.Bool // set by Drain: take no new requests
+}
+
+// instAddr is an instance URL, parsed once. An instance's URL changes when
+// the runtime restarts its process on a new port.
+type instAddr struct {
+	raw   string
+	url   *url.URL // the /invocations URL; shared by requests, never changed
+	label string   // host:port, for metrics
+}
+
+// address returns the instance's current address, parsing its URL only
+// when it changed.
+func (st *instState) address() *instAddr {
+	raw := st.inst.URL()
+	if a := st.addr.Load(); a != nil && a.raw == raw {
+		return a
+	}
+	base := strings.TrimRight(raw, "/")
+	u, err := url.Parse(base + "/invocations")
+	if err != nil || u.Host == "" {
+		// An instance with a broken URL is unreachable: requests to it
+		// fail to connect and are retried elsewhere.
+		u = &url.URL{Scheme: "http", Host: "invalid.invalid", Path: "/invocations"}
+	}
+	a := &instAddr{raw: raw, url: u, label: u.Host}
+	st.addr.Store(a)
+	return a
 }
 
 // Publish makes ep the routing table of its endpoint, replacing any other.
@@ -266,14 +292,7 @@ func (r *Router) buildVariant(endpoint string, v *Variant) *variant {
 	for _, inst := range v.Instances {
 		st := r.states[inst]
 		if st == nil {
-			base := strings.TrimRight(inst.URL(), "/")
-			u, err := url.Parse(base + "/invocations")
-			if err != nil {
-				// An instance with a broken URL is unreachable: every
-				// request to it fails to connect and is retried elsewhere.
-				u = &url.URL{Scheme: "http", Host: "invalid.invalid", Path: "/invocations"}
-			}
-			st = &instState{inst: inst, url: u, label: strings.TrimPrefix(base, "http://")}
+			st = &instState{inst: inst}
 			r.states[inst] = st
 		}
 		st.retired.Store(false)

@@ -19,16 +19,29 @@
 //	                        Content-Type; upper: the body upper-cased;
 //	                        model-file: the contents of
 //	                        $SM_MODEL_DIR/$TESTSERVER_MODEL_FILE; env: the
-//	                        process environment as a JSON object
+//	                        process environment as a JSON object;
+//	                        stream: TESTSERVER_CHUNKS chunks "chunk <i>\n"
+//	                        (text/plain), each flushed, the first at once
+//	                        and the next after TESTSERVER_CHUNK_DELAY;
+//	                        stream-break: like stream, but the connection
+//	                        is cut after half the chunks; garbage: bytes
+//	                        that are not an HTTP response, then close
+//	TESTSERVER_CHUNKS       chunks in the stream modes (default 5)
+//	TESTSERVER_CHUNK_DELAY  pause between chunks (default 10ms)
 //	TESTSERVER_MODEL_FILE   file name for model-file mode (default model.txt)
 //	TESTSERVER_FAIL_START   1: print "boom: bad model" to stderr, exit 3
 //	TESTSERVER_PING_DELAY   duration before /ping answers 200 (e.g. 2s)
 //	TESTSERVER_STATUS       HTTP status for every /invocations answer
 //	TESTSERVER_SLEEP        delay before every /invocations answer
 //	TESTSERVER_IGNORE_TERM  1: ignore SIGTERM (only SIGKILL stops it)
+//	TESTSERVER_SLOW_LOCK    a file path: the one process that creates it
+//	                        (first come) sleeps TESTSERVER_SLOW_SLEEP
+//	                        before every answer, so exactly one instance
+//	                        of a variant is slow
+//	TESTSERVER_SLOW_SLEEP   the slow instance's extra delay (default 50ms)
 //
 // The request header X-Testserver-Sleep (a Go duration) adds a delay to
-// one invocation. Without TESTSERVER_IGNORE_TERM, SIGTERM shuts the server
+// one invocation; X-Amzn-SageMaker-Custom-Attributes is echoed back. Without TESTSERVER_IGNORE_TERM, SIGTERM shuts the server
 // down gracefully and it exits 0.
 package main
 
@@ -65,6 +78,8 @@ type config struct {
 	pingDelay time.Duration
 	status    int
 	sleep     time.Duration
+	chunks    int
+	chunkGap  time.Duration
 }
 
 func loadConfig() (config, error) {
@@ -75,7 +90,7 @@ func loadConfig() (config, error) {
 		status:    http.StatusOK,
 	}
 	switch c.mode {
-	case "echo", "upper", "model-file", "env":
+	case "echo", "upper", "model-file", "env", "stream", "stream-break", "garbage":
 	default:
 		return c, fmt.Errorf("unknown TESTSERVER_MODE %q", c.mode)
 	}
@@ -85,6 +100,30 @@ func loadConfig() (config, error) {
 	}
 	if c.sleep, err = envDuration("TESTSERVER_SLEEP"); err != nil {
 		return c, err
+	}
+	if lock := os.Getenv("TESTSERVER_SLOW_LOCK"); lock != "" {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			slow := 50 * time.Millisecond
+			if os.Getenv("TESTSERVER_SLOW_SLEEP") != "" {
+				if slow, err = envDuration("TESTSERVER_SLOW_SLEEP"); err != nil {
+					return c, err
+				}
+			}
+			c.sleep += slow
+		}
+	}
+	c.chunks, c.chunkGap = 5, 10*time.Millisecond
+	if s := os.Getenv("TESTSERVER_CHUNKS"); s != "" {
+		if c.chunks, err = strconv.Atoi(s); err != nil || c.chunks < 0 {
+			return c, fmt.Errorf("bad TESTSERVER_CHUNKS %q", s)
+		}
+	}
+	if os.Getenv("TESTSERVER_CHUNK_DELAY") != "" {
+		if c.chunkGap, err = envDuration("TESTSERVER_CHUNK_DELAY"); err != nil {
+			return c, err
+		}
 	}
 	if s := os.Getenv("TESTSERVER_STATUS"); s != "" {
 		if c.status, err = strconv.Atoi(s); err != nil || c.status < 100 || c.status > 599 {
@@ -189,6 +228,9 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("X-Testserver-Instance", strconv.Itoa(os.Getpid()))
+	if ca := r.Header.Get("X-Amzn-SageMaker-Custom-Attributes"); ca != "" {
+		w.Header().Set("X-Amzn-SageMaker-Custom-Attributes", ca)
+	}
 	if s.cfg.status != http.StatusOK {
 		http.Error(w, fmt.Sprintf("testserver: scripted status %d", s.cfg.status), s.cfg.status)
 		return
@@ -197,6 +239,15 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 	contentType := r.Header.Get("Content-Type")
 	var out []byte
 	switch s.cfg.mode {
+	case "stream", "stream-break":
+		s.stream(w, r)
+		return
+	case "garbage":
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			io.WriteString(conn, "\x00\x01 this is not HTTP\r\n\r\n")
+			conn.Close()
+		}
+		return
 	case "echo":
 		out = body
 	case "upper":
@@ -228,6 +279,33 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", contentType)
 	}
 	w.Write(out)
+}
+
+// stream writes the configured chunks, flushing each; stream-break cuts
+// the connection after half of them.
+func (s *server) stream(w http.ResponseWriter, r *http.Request) {
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	for i := range s.cfg.chunks {
+		if i > 0 {
+			select {
+			case <-time.After(s.cfg.chunkGap):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		if s.cfg.mode == "stream-break" && i == s.cfg.chunks/2 {
+			if conn, _, err := rc.Hijack(); err == nil {
+				conn.Close()
+			}
+			return
+		}
+		fmt.Fprintf(w, "chunk %d\n", i)
+		if rc.Flush() != nil {
+			return
+		}
+	}
 }
 
 func envOr(key, def string) string {

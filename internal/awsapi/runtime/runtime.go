@@ -155,11 +155,17 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string
 		req.BodyReader = body
 	}
 	s, err := h.router.Open(r.Context(), endpoint, &req)
-	body.clear()
 	if err != nil {
+		if req.BodyReader != nil && !body.cleared {
+			// The body was not read to its end: do not wait for the rest
+			// (net/http would, to keep the connection), close instead.
+			w.Header().Set("Connection", "close")
+			rc.SetReadDeadline(time.Now())
+		}
 		h.fail(w, r, err)
 		return
 	}
+	body.clear()
 	defer s.Close()
 	if stream {
 		h.relayStream(w, rc, s)
