@@ -126,6 +126,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AccountID: cfg.AccountID,
 		Timeout:   cfg.Limits.InvocationTimeout,
 		Metrics:   a.metrics,
+		EndpointStatus: func(name string) (string, bool) {
+			return a.cp.EndpointStatus(context.Background(), name)
+		},
 	})
 	a.cp = controlplane.New(controlplane.Options{
 		Store:          a.state,

@@ -379,3 +379,14 @@ func TestModelDataSourcePrefix(t *testing.T) {
 		t.Errorf("empty prefix: %s %s", code, msg)
 	}
 }
+
+func TestInvokeEndpointNotInService(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()))
+	s.createModel(t, "slow", map[string]string{"TESTSERVER_PING_DELAY": "1m"}, "")
+	s.createConfig(t, "slow", "slow", 1)
+	s.createEndpoint(t, "slow", "slow")
+	_, err := s.invoke(t, "slow", "x")
+	if code, msg := apiError(err); code != "ValidationError" || !strings.Contains(msg, "Creating") {
+		t.Errorf("invoke a Creating endpoint: %s %s", code, msg)
+	}
+}

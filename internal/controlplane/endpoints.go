@@ -476,6 +476,15 @@ func (s *Service) DescribeEndpoint(ctx context.Context, name string) (EndpointRe
 	return s.getEndpoint(ctx, name)
 }
 
+// EndpointStatus returns the status of an endpoint, if it exists.
+func (s *Service) EndpointStatus(ctx context.Context, name string) (string, bool) {
+	rec, err := s.opts.Store.Get(ctx, kindEndpoint, name)
+	if err != nil {
+		return "", false
+	}
+	return rec.Status, true
+}
+
 func (s *Service) getEndpoint(ctx context.Context, name string) (EndpointRecord, error) {
 	rec, err := s.opts.Store.Get(ctx, kindEndpoint, name)
 	if errors.Is(err, store.ErrNotFound) {

@@ -106,6 +106,11 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 	}
 	t := r.lookup(endpoint)
 	if t == nil {
+		if r.opts.EndpointStatus != nil {
+			if status, ok := r.opts.EndpointStatus(endpoint); ok {
+				return nil, fault.New(fault.Invalid, "Endpoint %s of account %s is %s, not InService; invoke it once DescribeEndpoint reports InService.", endpoint, r.opts.AccountID, status)
+			}
+		}
 		return nil, fault.New(fault.NotFound, "Endpoint %s of account %s not found.", endpoint, r.opts.AccountID)
 	}
 	v, err := t.pickVariant(req.TargetVariant)

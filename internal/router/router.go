@@ -114,6 +114,10 @@ type VariantMetrics interface {
 type Options struct {
 	// AccountID appears in not-found messages, as SageMaker's do.
 	AccountID string
+	// EndpointStatus, when set, tells whether an endpoint the router has
+	// no table for exists (and in which status), so that invoking an
+	// endpoint that is still Creating says so rather than "not found".
+	EndpointStatus func(name string) (status string, ok bool)
 	// Timeout bounds one buffered invocation, and the wait for the
 	// response headers of a streamed one (SageMaker: 60 s).
 	Timeout time.Duration

@@ -77,8 +77,8 @@ func New(r Invoker, opts Options) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, action, ok := parsePath(r.URL.EscapedPath())
 	if !ok || r.Method != http.MethodPost {
-		h.fail(w, r, &awsapi.Error{Status: http.StatusNotFound, Code: "UnknownOperationException",
-			Message: "berth's runtime API serves POST /endpoints/{EndpointName}/invocations"})
+		h.fail(w, r, &awsapi.Error{Status: http.StatusBadRequest, Code: "UnknownOperationException",
+			Message: "berth's runtime API serves POST /endpoints/{EndpointName}/invocations and /invocations-response-stream"})
 		return
 	}
 	switch action {
