@@ -348,13 +348,9 @@ func (s *Service) create(ctx context.Context, kind, name, status string, body an
 	now := s.opts.Now()
 	err = s.opts.Store.Create(ctx, store.Record{Kind: kind, Name: name, Created: now, Modified: now, Status: status, Body: data})
 	if errors.Is(err, store.ErrExists) {
-		return fault.New(fault.Exists, "Cannot create already existing %s %q.", noun, s.ARN(kindARN(kind), name))
+		return fault.New(fault.Exists, "Cannot create already existing %s %q.", noun, s.ARN(kind, name))
 	}
 	return err
-}
-
-func kindARN(kind string) string {
-	return kind
 }
 
 func nameArg(field, name string) error {
