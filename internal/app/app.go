@@ -1,6 +1,7 @@
 // Package app wires berth's components together from a Config: the state
 // store, the object store, the artifact cache, the runtime, the router, the
-// control plane and the AWS protocol handlers on one listener.
+// control plane and the AWS protocol handlers on one listener, with
+// InvokeEndpoint's fast path (internal/h1) in front of net/http.
 package app
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/config"
 	"github.com/berth-io/berth/internal/controlplane"
+	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/images"
 	"github.com/berth-io/berth/internal/metrics"
 	"github.com/berth-io/berth/internal/objstore"
@@ -44,9 +46,12 @@ type App struct {
 	router  *router.Router
 	metrics *metrics.Metrics
 	cp      *controlplane.Service
+	rt      *rtapi.Handler
 	handler http.Handler
 
 	listener net.Listener
+	fast     *h1.Listener // InvokeEndpoint's fast path in front of server
+	stopFast context.CancelFunc
 	server   *http.Server
 	serveErr chan error
 	once     sync.Once
@@ -146,13 +151,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		},
 		Logger: logger,
 	})
+	a.rt = rtapi.New(a.router, rtapi.Options{
+		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
+		BodyTimeout:     cfg.Limits.InvocationTimeout,
+		Logger:          logger,
+	})
 	a.handler = awsapi.NewHandler(awsapi.Services{
 		SageMaker: sagemaker.NewHandler(a.cp, logger),
-		Runtime: rtapi.New(a.router, rtapi.Options{
-			MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
-			BodyTimeout:     cfg.Limits.InvocationTimeout,
-			Logger:          logger,
-		}),
+		Runtime:   a.rt,
 		S3: s3api.NewHandler(a.objects, logger.With("component", "s3-api"),
 			// Multipart parts are spooled to disk, not held in memory.
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
@@ -190,6 +196,24 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
 	}
 	a.listener = ln
+	// Plain InvokeEndpoint requests are served on the connection's
+	// goroutine by the runtime API's fast path; every other connection is
+	// handed to net/http. Fast-path invocations run under fastCtx, which
+	// Shutdown cancels only when its own deadline passes, as net/http lets
+	// requests in flight finish.
+	fastCtx, stopFast := context.WithCancel(context.Background())
+	a.stopFast = stopFast
+	a.fast = h1.NewListener(ln, h1.FastOptions{
+		Match: a.rt.FastMatch,
+		Handle: func(_ context.Context, req *h1.FastRequest, w *h1.FastResponseWriter) {
+			a.rt.FastInvoke(fastCtx, req, w)
+		},
+		MaxBodyBytes:  a.cfg.Limits.MaxPayloadBytes,
+		HeaderTimeout: 30 * time.Second,
+		IdleTimeout:   5 * time.Minute,
+		BodyTimeout:   a.cfg.Limits.InvocationTimeout,
+		Logger:        a.logger,
+	})
 	a.server = &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -197,7 +221,7 @@ func (a *App) Start(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
 	}
 	a.serveErr = make(chan error, 1)
-	go func() { a.serveErr <- a.server.Serve(ln) }()
+	go func() { a.serveErr <- a.server.Serve(a.fast) }()
 	if err := a.cp.Restore(ctx); err != nil {
 		return fmt.Errorf("restore endpoints: %w", err)
 	}
@@ -227,8 +251,14 @@ func (a *App) Wait() error {
 func (a *App) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
-		if a.server != nil {
+		if a.fast != nil {
+			stop := context.AfterFunc(ctx, a.stopFast)
 			err = a.server.Shutdown(ctx)
+			if ferr := a.fast.Shutdown(ctx); err == nil {
+				err = ferr
+			}
+			stop()
+			a.stopFast()
 		}
 		a.closeParts(ctx)
 	})

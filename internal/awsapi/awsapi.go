@@ -7,6 +7,7 @@
 package awsapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -51,6 +52,15 @@ func RequestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
+
+// WithRequestID returns ctx carrying the request id, for a request served
+// outside this package's handler (the runtime API's fast path).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// NewRequestID returns a new request id, as the handler assigns one.
+func NewRequestID() string { return newRequestID() }
 
 func newRequestID() string {
 	var b [16]byte
@@ -111,6 +121,35 @@ func (rt *router) pick(r *http.Request) http.Handler {
 		}
 	}
 	return rt.s.S3
+}
+
+// RoutesToRuntime reports, without an *http.Request, whether the handler
+// sends a request for a path under /endpoints/ without a query string to
+// the runtime API, given its X-Amz-Target and Authorization values (empty
+// when absent). It agrees with pick: an unsigned request or one signed for
+// "sagemaker", and no X-Amz-Target. The runtime API's fast path uses it to
+// take only the requests the handler would have given it.
+func RoutesToRuntime(target, authorization []byte) bool {
+	if len(target) > 0 {
+		return false
+	}
+	if len(authorization) == 0 {
+		return true
+	}
+	_, rest, ok := bytes.Cut(authorization, []byte("Credential="))
+	if !ok {
+		return true // not SigV4: unsigned
+	}
+	cred, _, _ := bytes.Cut(rest, []byte(","))
+	cred = bytes.TrimSpace(cred)
+	// The last two of at least five "/"-separated parts.
+	last := bytes.LastIndexByte(cred, '/')
+	if last < 0 || string(cred[last+1:]) != "aws4_request" || bytes.Count(cred, []byte("/")) < 4 {
+		return true
+	}
+	svc := cred[:last]
+	svc = svc[bytes.LastIndexByte(svc, '/')+1:]
+	return string(svc) == scopeSageMaker
 }
 
 func nilIfUnset(h http.Handler, ok bool) http.Handler {

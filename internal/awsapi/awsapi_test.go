@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +33,14 @@ func TestServiceSelection(t *testing.T) {
 		{"unsigned metrics", "GET", "/metrics", "", "", "", "metrics"},
 		{"unknown signed service", "POST", "/", sig("dynamodb"), "DynamoDB_20120810.ListTables", "", ""},
 		{"control plane target on the s3 scope", "POST", "/", sig("sagemaker"), "S3.Foo", "", ""},
+		{"runtime path with a control plane target", "POST", "/endpoints/e/invocations", sig("sagemaker"), "SageMaker.ListModels", "", "sagemaker"},
+		{"runtime path, unsigned, unknown target", "POST", "/endpoints/e/invocations", "", "Foo.Bar", "", ""},
+		{"runtime path on the s3 scope", "POST", "/endpoints/e/invocations", sig("s3"), "", "", "s3"},
+		{"runtime path on an unknown scope", "POST", "/endpoints/e/invocations", sig("dynamodb"), "", "", ""},
+		{"runtime path, not SigV4", "POST", "/endpoints/e/invocations", "Bearer x", "", "", "runtime"},
+		{"runtime path, short scope", "POST", "/endpoints/e/invocations", "AWS4-HMAC-SHA256 Credential=a/sagemaker/aws4_request, x", "", "", "runtime"},
+		{"runtime path, scope without aws4_request", "POST", "/endpoints/e/invocations", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/s3/x, y", "", "", "runtime"},
+		{"runtime path, credential without comma", "POST", "/endpoints/e/invocations", "AWS4-HMAC-SHA256 Credential= AKID/20260101/us-east-1/sagemaker/aws4_request ", "", "", "runtime"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +58,11 @@ func TestServiceSelection(t *testing.T) {
 			}
 			if rec.Header().Get("x-amzn-RequestId") == "" {
 				t.Error("no request id")
+			}
+			if strings.HasPrefix(tt.path, "/endpoints/") && tt.query == "" {
+				if got := RoutesToRuntime([]byte(tt.target), []byte(tt.auth)); got != (tt.want == "runtime") {
+					t.Errorf("RoutesToRuntime = %v, handler chose %q", got, tt.want)
+				}
 			}
 			if tt.want == "" && rec.Header().Get("X-Amzn-ErrorType") != "UnknownOperationException" {
 				t.Errorf("error type %q", rec.Header().Get("X-Amzn-ErrorType"))

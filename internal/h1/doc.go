@@ -43,4 +43,9 @@
 // header with both Content-Length and Transfer-Encoding, duplicate
 // Content-Length values, or any byte out of place is refused (the client
 // returns an error; the listener hands the request to net/http).
+//
+// Where berth uses it: internal/router sends every invocation whose body
+// length is known through a Client, and internal/app puts a Listener in
+// front of its net/http server, with internal/awsapi/runtime's FastMatch
+// and FastInvoke serving plain InvokeEndpoint requests.
 package h1

@@ -23,6 +23,9 @@ type FastOptions struct {
 	Match func(req *FastRequest) bool
 	// Handle serves a matched request on the connection's goroutine. The
 	// response is written when Handle returns, or earlier by w.Send.
+	// A panic closes the connection without a response (unless Send has
+	// written it) and is logged, except http.ErrAbortHandler, which is how
+	// a handler aborts on purpose, as with net/http.
 	Handle func(ctx context.Context, req *FastRequest, w *FastResponseWriter)
 	// MaxBodyBytes: a request with a larger Content-Length goes to net/http.
 	// Default 6 MiB.
@@ -262,7 +265,7 @@ func (sc *serverConn) untrack() {
 func (sc *serverConn) serve() {
 	handed := false
 	defer func() {
-		if p := recover(); p != nil {
+		if p := recover(); p != nil && p != http.ErrAbortHandler {
 			sc.l.opts.Logger.Error("panic serving fast-path request", "remote", sc.nc.RemoteAddr().String(), "panic", p)
 		}
 		if !handed {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/h1"
 )
 
 // Request is one invocation.
@@ -29,6 +30,10 @@ type Request struct {
 	// MaxBodyBytes, when positive, bounds the body; a longer one fails
 	// with an Invalid fault without being buffered.
 	MaxBodyBytes int64
+	// BodyBorrowed says Body is only valid until the Stream is closed
+	// (it is a connection's read buffer): Open copies it when a shadow
+	// variant will need it later.
+	BodyBorrowed bool
 
 	ContentType      string
 	Accept           string
@@ -129,6 +134,13 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 		}
 		c := *req
 		c.Body, c.BodyReader, c.ContentLength = kept.Bytes(), nil, int64(kept.Len())
+		req = &c
+	}
+	if kept == nil && req.BodyBorrowed && len(t.shadows) > 0 && len(req.Body) > 0 {
+		kept = getBuffer()
+		kept.Write(req.Body)
+		c := *req
+		c.Body = kept.Bytes()
 		req = &c
 	}
 	s, err := r.open(ctx, t, v, req, start)
@@ -331,21 +343,17 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 	for attempt := 0; ; attempt++ {
 		addr = st.address()
 		sent := r.opts.Now()
-		var bb *bytesBody
-		if streamed == nil && len(req.Body) > 0 {
-			bb = &bytesBody{b: req.Body}
-		}
-		resp, err := r.send(ctx, addr.url, req, streamed, bb)
+		resp, err := r.send(ctx, addr, req, streamed)
 		if err == nil {
-			if resp.StatusCode < 200 || resp.StatusCode > 299 {
-				msg := readErrorBody(resp.Body)
-				resp.Body.Close()
+			if resp.status < 200 || resp.status > 299 {
+				msg := readErrorBody(resp.body)
+				resp.body.Close()
 				timer.Stop()
 				cancel(nil)
 				st.inflight.Add(-1)
 				now := r.opts.Now()
-				v.observe(addr.label, resp.StatusCode, now.Sub(sent), sent.Sub(start))
-				return nil, &ModelError{Variant: v.name, OriginalStatus: resp.StatusCode, OriginalBody: msg}
+				v.observe(addr.label, resp.status, now.Sub(sent), sent.Sub(start))
+				return nil, &ModelError{Variant: v.name, OriginalStatus: resp.status, OriginalBody: msg}
 			}
 			if req.Stream {
 				// Headers came in time; the stream gets its own bound.
@@ -354,10 +362,10 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 			s := streamPool.Get().(*Stream)
 			*s = Stream{
 				Variant:          v.name,
-				ContentType:      resp.Header.Get("Content-Type"),
-				CustomAttributes: resp.Header.Get("X-Amzn-Sagemaker-Custom-Attributes"),
-				ContentLength:    resp.ContentLength,
-				r:                r, t: t, v: v, st: st, resp: resp,
+				ContentType:      resp.contentType,
+				CustomAttributes: resp.customAttributes,
+				ContentLength:    resp.contentLength,
+				r:                r, t: t, v: v, st: st, body: resp.body, status: resp.status,
 				ctx: ctx, cancel: cancel, timer: timer,
 				start: start, sent: sent, stream: req.Stream, label: addr.label,
 			}
@@ -375,8 +383,8 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 		// answered: the dial failed, or the connection broke before any
 		// response byte came (the instance died or had closed a kept-alive
 		// connection). A body in memory is sent afresh; a streamed body
-		// is retried only after a failed dial, when no goroutine of the
-		// transport holds it. Inference is idempotent, so a model that
+		// is retried only after a failed dial, when none of it can have
+		// been consumed. Inference is idempotent, so a model that
 		// died while working on the first attempt costs nothing but time.
 		retry := isDialError(err) || streamed == nil && isConnReset(err)
 		if attempt == 0 && retry {
@@ -393,8 +401,65 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 	}
 }
 
-// send makes one attempt.
-func (r *Router) send(ctx context.Context, u *url.URL, req *Request, streamed *bodyReader, bb *bytesBody) (*http.Response, error) {
+// answer is an instance's response head with its body unread, from either
+// client.
+type answer struct {
+	status           int
+	contentType      string
+	customAttributes string
+	contentLength    int64 // -1 when unknown
+	body             io.ReadCloser
+}
+
+var headerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// send makes one attempt: through the h1 client on the caller's goroutine
+// when the body's length is known, else through the Transport.
+func (r *Router) send(ctx context.Context, addr *instAddr, req *Request, streamed *bodyReader) (answer, error) {
+	if streamed != nil && req.ContentLength < 0 {
+		return r.sendChunked(ctx, addr.url, req, streamed)
+	}
+	hb := headerPool.Get().(*[]byte)
+	h := (*hb)[:0]
+	if req.ContentType != "" {
+		h = h1.AppendHeader(h, "Content-Type", req.ContentType)
+	}
+	if req.Accept != "" {
+		h = h1.AppendHeader(h, "Accept", req.Accept)
+	}
+	if req.CustomAttributes != "" {
+		h = h1.AppendHeader(h, "X-Amzn-Sagemaker-Custom-Attributes", req.CustomAttributes)
+	}
+	if req.InferenceID != "" {
+		h = h1.AppendHeader(h, "X-Amzn-Sagemaker-Inference-Id", req.InferenceID)
+	}
+	hr := h1.Request{Method: http.MethodPost, Path: addr.path, Host: addr.label, Header: h}
+	switch {
+	case streamed != nil:
+		if req.ContentLength > 0 {
+			hr.BodyReader, hr.BodyLength = streamed, req.ContentLength
+		}
+	default:
+		hr.Body = req.Body
+	}
+	resp, err := r.upstream.Do(ctx, addr.dial, &hr)
+	*hb = h[:0]
+	headerPool.Put(hb)
+	if err != nil {
+		return answer{}, err
+	}
+	return answer{
+		status:           resp.StatusCode,
+		contentType:      string(resp.ContentType),
+		customAttributes: string(resp.CustomAttributes),
+		contentLength:    resp.ContentLength,
+		body:             resp,
+	}, nil
+}
+
+// sendChunked sends a streamed body of unknown length, which the h1
+// client does not do, through net/http's Transport (chunked encoding).
+func (r *Router) sendChunked(ctx context.Context, u *url.URL, req *Request, streamed *bodyReader) (answer, error) {
 	h := make(http.Header, 6)
 	if req.ContentType != "" {
 		h["Content-Type"] = []string{req.ContentType}
@@ -409,49 +474,28 @@ func (r *Router) send(ctx context.Context, u *url.URL, req *Request, streamed *b
 		h["X-Amzn-Sagemaker-Inference-Id"] = []string{req.InferenceID}
 	}
 	hr := &http.Request{
-		Method:     http.MethodPost,
-		URL:        u,
-		Host:       u.Host,
-		Proto:      "HTTP/1.1",
-		ProtoMajor: 1,
-		ProtoMinor: 1,
-		Header:     h,
+		Method:        http.MethodPost,
+		URL:           u,
+		Host:          u.Host,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          streamed,
+		ContentLength: -1,
 	}
-	switch {
-	case streamed != nil:
-		hr.Body = streamed
-		hr.ContentLength = req.ContentLength
-		if hr.ContentLength == 0 {
-			hr.Body = http.NoBody
-		} else if hr.ContentLength < 0 {
-			hr.ContentLength = -1
-		}
-	case bb != nil:
-		hr.Body = bb
-		hr.ContentLength = int64(len(bb.b))
-	default:
-		hr.Body = http.NoBody
+	resp, err := r.transport.RoundTrip(hr.WithContext(ctx))
+	if err != nil {
+		return answer{}, err
 	}
-	return r.transport.RoundTrip(hr.WithContext(ctx))
+	return answer{
+		status:           resp.StatusCode,
+		contentType:      resp.Header.Get("Content-Type"),
+		customAttributes: resp.Header.Get("X-Amzn-Sagemaker-Custom-Attributes"),
+		contentLength:    resp.ContentLength,
+		body:             resp.Body,
+	}, nil
 }
-
-// bytesBody is a request body over a byte slice; unlike bytes.Reader it
-// has a no-op Close, which the transport calls.
-type bytesBody struct {
-	b []byte
-	i int
-}
-
-func (b *bytesBody) Read(p []byte) (int, error) {
-	if b.i >= len(b.b) {
-		return 0, io.EOF
-	}
-	n := copy(p, b.b[b.i:])
-	b.i += n
-	return n, nil
-}
-
-func (b *bytesBody) Close() error { return nil }
 
 // bodyReader relays a client's body, counting and bounding it. Its Close
 // does nothing: the client's body belongs to the caller, and a request
@@ -508,6 +552,9 @@ func TooLarge(limit int64) error {
 }
 
 func isDialError(err error) bool {
+	if h1.IsDialError(err) {
+		return true
+	}
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
 }
@@ -561,7 +608,8 @@ type Stream struct {
 	t      *table
 	v      *variant
 	st     *instState
-	resp   *http.Response
+	body   io.ReadCloser   // the answer's body, from either client
+	status int             // the answer's status
 	ctx    context.Context // the invocation's, to tell a timeout from a disconnect
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
@@ -592,10 +640,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	if s.eof {
 		return 0, io.EOF
 	}
-	n, err := s.resp.Body.Read(p)
+	n, err := s.body.Read(p)
 	s.n += int64(n)
 	if !s.stream && s.n > s.r.opts.MaxResponseBytes {
-		s.err = &ModelError{Variant: s.Variant, OriginalStatus: s.resp.StatusCode,
+		s.err = &ModelError{Variant: s.Variant, OriginalStatus: s.status,
 			OriginalBody: fmt.Sprintf("the response is larger than %d bytes", s.r.opts.MaxResponseBytes)}
 		return 0, s.err
 	}
@@ -636,11 +684,11 @@ func (s *Stream) Close() error {
 		s.done = now
 	}
 	s.timer.Stop()
-	s.resp.Body.Close()
+	s.body.Close()
 	s.cancel(nil)
 	s.st.inflight.Add(-1)
 
-	status := s.resp.StatusCode
+	status := s.status
 	var me *ModelError
 	switch {
 	case errors.As(s.err, &me):

@@ -2,7 +2,10 @@
 // it picks a production variant by weight (or the one the client targets),
 // picks one of the variant's healthy instances (least outstanding requests
 // or random), and relays the request over pooled keep-alive connections,
-// streaming the body both ways. It also sends copies of requests to shadow
+// streaming the body both ways. Requests whose body length is known go
+// through internal/h1's client, which writes the request and reads the
+// answer on the caller's goroutine; only streamed bodies of unknown length
+// (chunked uploads) use net/http's Transport. It also sends copies of requests to shadow
 // variants, hands sampled request/response pairs to data capture, and
 // reports every invocation to a Metrics sink.
 //
@@ -22,6 +25,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/berth-io/berth/internal/h1"
 )
 
 // Instance is what the router needs of a running model server. Instances
@@ -140,9 +145,12 @@ type Options struct {
 
 // Router relays invocations to published endpoints.
 type Router struct {
-	opts      Options
+	opts Options
+	// upstream sends requests whose body length is known (all buffered
+	// bodies and most streamed ones) on the caller's goroutine; transport
+	// only carries streamed bodies of unknown length (chunked uploads).
+	upstream  *h1.Client
 	transport *http.Transport
-	client    *http.Client
 
 	tables atomic.Pointer[map[string]*table] // copy-on-write, by name and lower-case name
 
@@ -192,9 +200,12 @@ func New(opts Options) *Router {
 	}
 	closing, cancel := context.WithCancel(context.Background())
 	r := &Router{
-		opts:      opts,
+		opts: opts,
+		upstream: h1.NewClient(h1.ClientOptions{
+			MaxIdlePerHost: opts.MaxConnsPerInstance,
+			DialTimeout:    2 * time.Second,
+		}),
 		transport: transport,
-		client:    &http.Client{Transport: transport},
 		states:    map[Instance]*instState{},
 		byName:    map[string]*table{},
 		shadowSem: make(chan struct{}, opts.MaxShadowInFlight),
@@ -211,6 +222,7 @@ func New(opts Options) *Router {
 func (r *Router) Close() {
 	r.close()
 	r.shadowWG.Wait()
+	r.upstream.CloseIdleConnections()
 	r.transport.CloseIdleConnections()
 }
 
@@ -247,6 +259,8 @@ type instState struct {
 type instAddr struct {
 	raw   string
 	url   *url.URL // the /invocations URL; shared by requests, never changed
+	path  string   // url's request-target, for the h1 client
+	dial  string   // host:port, the address the h1 client dials
 	label string   // host:port, for metrics
 }
 
@@ -264,7 +278,11 @@ func (st *instState) address() *instAddr {
 		// fail to connect and are retried elsewhere.
 		u = &url.URL{Scheme: "http", Host: "invalid.invalid", Path: "/invocations"}
 	}
-	a := &instAddr{raw: raw, url: u, label: u.Host}
+	dial := u.Host
+	if u.Port() == "" {
+		dial = net.JoinHostPort(u.Hostname(), "80")
+	}
+	a := &instAddr{raw: raw, url: u, path: u.RequestURI(), dial: dial, label: u.Host}
 	st.addr.Store(a)
 	return a
 }

@@ -415,6 +415,53 @@ func TestShadowAndCapture(t *testing.T) {
 	}
 }
 
+// gatedInstance is an instance whose address is known only once gate is
+// closed: a request to it waits in the router until then.
+type gatedInstance struct {
+	*testInstance
+	gate chan struct{}
+}
+
+func (i *gatedInstance) URL() string { <-i.gate; return i.testInstance.URL() }
+
+// TestBorrowedBodyCopiedForShadow: a body only valid until Close (the
+// fast path's connection buffer) reaches the shadow intact after the
+// caller reused its memory, and data capture sees it too.
+func TestBorrowedBodyCopiedForShadow(t *testing.T) {
+	shadowGot := make(chan string, 1)
+	shadow := &gatedInstance{gate: make(chan struct{}), testInstance: backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		shadowGot <- string(b)
+	})}
+	capt := &recordingCapturer{}
+	r := newRouter(t, Options{})
+	r.Publish(&Endpoint{Name: "ep",
+		Variants: []*Variant{{Name: "prod", Weight: 1, Instances: []Instance{backend(t, echo)}}},
+		Shadows:  []*Variant{{Name: "shadow", Weight: 1, Instances: []Instance{shadow}}},
+		Capture:  capt,
+	})
+	body := []byte("payload")
+	resp, err := r.Invoke(context.Background(), "ep", Request{Body: body, ContentLength: 7, BodyBorrowed: true})
+	if err != nil || string(resp.Body) != "payload" {
+		t.Fatalf("Invoke: %+v %v", resp, err)
+	}
+	copy(body, "XXXXXXX") // the caller reuses its buffer
+	close(shadow.gate)    // only now is the shadow copy sent
+	select {
+	case got := <-shadowGot:
+		if got != "payload" {
+			t.Errorf("shadow got %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shadow got no copy")
+	}
+	capt.mu.Lock()
+	defer capt.mu.Unlock()
+	if len(capt.events) != 1 || string(capt.events[0].RequestBody) != "payload" {
+		t.Errorf("capture events = %+v", capt.events)
+	}
+}
+
 func TestStreamRelaysAsItArrives(t *testing.T) {
 	next := make(chan struct{})
 	inst := backend(t, func(w http.ResponseWriter, r *http.Request) {

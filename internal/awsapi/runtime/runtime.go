@@ -4,6 +4,11 @@
 // each invocation through the router. Request bodies are streamed to the
 // model, never buffered whole; answers are relayed as they come, as raw
 // bytes or as AWS event-stream PayloadPart frames.
+//
+// Plain InvokeEndpoint requests also have a fast path for internal/h1's
+// front listener (FastMatch, FastInvoke): the body arrives whole (at most
+// MaxPayloadBytes) and the answer is buffered, all on the connection's
+// goroutine, with the same responses and errors as ServeHTTP.
 package runtime
 
 import (
@@ -19,6 +24,7 @@ import (
 
 	"github.com/berth-io/berth/internal/awsapi"
 	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/router"
 )
 
@@ -49,6 +55,8 @@ type Handler struct {
 	router Invoker
 	opts   Options
 	logger *slog.Logger
+	// fastErr renders the fast path's errors with fail (see fast.go).
+	fastErr func(ctx context.Context, req *h1.FastRequest, w *h1.FastResponseWriter)
 }
 
 // NewHandler returns the runtime handler with maxPayload as the request
@@ -71,7 +79,9 @@ func New(r Invoker, opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{router: r, opts: opts, logger: opts.Logger.With("component", "runtime-api")}
+	h := &Handler{router: r, opts: opts, logger: opts.Logger.With("component", "runtime-api")}
+	h.fastErr = h1.HTTPHandler(http.HandlerFunc(h.serveFastError))
+	return h
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
