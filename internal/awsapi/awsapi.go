@@ -9,9 +9,10 @@ package awsapi
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 )
@@ -62,11 +63,24 @@ func WithRequestID(ctx context.Context, id string) context.Context {
 // NewRequestID returns a new request id, as the handler assigns one.
 func NewRequestID() string { return newRequestID() }
 
+// newRequestID returns a random id in UUID layout. Request ids need to be
+// unique, not secret, so the runtime's fast generator serves (a
+// crypto/rand read is a system call on every request).
 func newRequestID() string {
 	var b [16]byte
-	rand.Read(b[:])
-	s := hex.EncodeToString(b[:])
-	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:32]
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	var out [36]byte
+	hex.Encode(out[0:8], b[0:4])
+	out[8] = '-'
+	hex.Encode(out[9:13], b[4:6])
+	out[13] = '-'
+	hex.Encode(out[14:18], b[6:8])
+	out[18] = '-'
+	hex.Encode(out[19:23], b[8:10])
+	out[23] = '-'
+	hex.Encode(out[24:36], b[10:16])
+	return string(out[:])
 }
 
 func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -70,3 +70,17 @@ func TestServiceSelection(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestIDShape(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+			t.Fatalf("id %q is not in UUID layout", id)
+		}
+		if seen[id] {
+			t.Fatalf("id %q repeated", id)
+		}
+		seen[id] = true
+	}
+}
