@@ -185,9 +185,6 @@ func openObjects(ctx context.Context, cfg config.Config, dataDir string, logger 
 	return disk.Open(filepath.Join(dataDir, "objects"), disk.Options{Logger: logger.With("component", "objstore")})
 }
 
-// Handler returns the HTTP handler of all the AWS APIs.
-func (a *App) Handler() http.Handler { return a.handler }
-
 // Start listens on the configured address, restores persisted endpoints
 // and serves until Shutdown.
 func (a *App) Start(ctx context.Context) error {

@@ -59,12 +59,6 @@ type Handler struct {
 	fastErr func(ctx context.Context, req *h1.FastRequest, w *h1.FastResponseWriter)
 }
 
-// NewHandler returns the runtime handler with maxPayload as the request
-// body limit and the other options at their defaults.
-func NewHandler(r Invoker, maxPayload int64, logger *slog.Logger) *Handler {
-	return New(r, Options{MaxPayloadBytes: maxPayload, Logger: logger})
-}
-
 // New returns the runtime handler.
 func New(r Invoker, opts Options) *Handler {
 	if opts.MaxPayloadBytes <= 0 {
