@@ -51,7 +51,6 @@ type App struct {
 
 	listener net.Listener
 	fast     *h1.Listener // InvokeEndpoint's fast path in front of server
-	stopFast context.CancelFunc
 	server   *http.Server
 	serveErr chan error
 	once     sync.Once
@@ -195,15 +194,14 @@ func (a *App) Start(ctx context.Context) error {
 	a.listener = ln
 	// Plain InvokeEndpoint requests are served on the connection's
 	// goroutine by the runtime API's fast path; every other connection is
-	// handed to net/http. Fast-path invocations run under fastCtx, which
-	// Shutdown cancels only when its own deadline passes, as net/http lets
-	// requests in flight finish.
-	fastCtx, stopFast := context.WithCancel(context.Background())
-	a.stopFast = stopFast
+	// handed to net/http. Fast-path invocations run under a context that
+	// is never cancelled: Shutdown lets requests in flight finish, as
+	// net/http does, and abandons them through the router when its own
+	// deadline passes.
 	a.fast = h1.NewListener(ln, h1.FastOptions{
 		Match: a.rt.FastMatch,
 		Handle: func(_ context.Context, req *h1.FastRequest, w *h1.FastResponseWriter) {
-			a.rt.FastInvoke(fastCtx, req, w)
+			a.rt.FastInvoke(context.Background(), req, w)
 		},
 		MaxBodyBytes:  a.cfg.Limits.MaxPayloadBytes,
 		HeaderTimeout: 30 * time.Second,
@@ -249,13 +247,12 @@ func (a *App) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
 		if a.fast != nil {
-			stop := context.AfterFunc(ctx, a.stopFast)
+			stop := context.AfterFunc(ctx, a.router.Abandon)
 			err = a.server.Shutdown(ctx)
 			if ferr := a.fast.Shutdown(ctx); err == nil {
 				err = ferr
 			}
 			stop()
-			a.stopFast()
 		}
 		a.closeParts(ctx)
 	})

@@ -395,3 +395,33 @@ func TestDataplaneLargeBodies(t *testing.T) {
 		t.Errorf("chunked oversized body: %d %s %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"), b)
 	}
 }
+
+// TestDataplaneShutdownAbandonsHangingInvocations: Shutdown waits for
+// invocations in flight until its own deadline, then abandons them at once
+// (they are served on the fast path, under a context nobody cancels).
+func TestDataplaneShutdownAbandonsHangingInvocations(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	s := startServer(t, cfg)
+	s.deploy(t, "hangs", map[string]string{"TESTSERVER_SLEEP": "30s"}, "", 1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.invoke(t, "hangs", "x")
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the request reached the model
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	s.app.Shutdown(ctx)
+	if d := time.Since(start); d > 15*time.Second {
+		t.Fatalf("Shutdown took %v with a 300ms grace period", d)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the hanging invocation succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hanging invocation was not abandoned")
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 type bodyMode uint8
@@ -298,6 +299,19 @@ func grow(b []byte, n int) []byte {
 	return nb
 }
 
+// SetDeadline replaces the deadline for reading the rest of the body, for
+// instance to give a response stream longer than its head had. A zero t
+// means none.
+func (r *Response) SetDeadline(t time.Time) {
+	if r.pc == nil {
+		return
+	}
+	r.pc.setDeadline(t)
+	if r.c.aborted.Load() {
+		r.pc.interrupt()
+	}
+}
+
 // finish releases the connection after the whole body was read: back to
 // the pool if it can carry another request, closed otherwise.
 func (r *Response) finish() {
@@ -363,7 +377,7 @@ func (pc *pconn) readSome(p []byte) (int, error) {
 		return n, nil
 	}
 	if len(p) >= len(pc.buf) {
-		n, err := pc.nc.Read(p)
+		n, err := pc.sock.Read(p)
 		if n > 0 {
 			return n, nil
 		}

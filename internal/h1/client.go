@@ -37,10 +37,11 @@ type ClientOptions struct {
 // Client sends HTTP/1.1 requests over pooled keep-alive connections, each
 // call entirely on the caller's goroutine. It is safe for concurrent use.
 type Client struct {
-	opts   ClientOptions
-	dialer net.Dialer
-	pools  sync.Map // addr → *hostPool
-	closed atomic.Bool
+	opts    ClientOptions
+	dialer  net.Dialer
+	pools   sync.Map // addr → *hostPool
+	closed  atomic.Bool
+	aborted atomic.Bool
 }
 
 // Errors the client returns, wrapped with context.
@@ -109,6 +110,11 @@ type Request struct {
 	BodyReader io.Reader
 	// BodyLength is the length of BodyReader's content.
 	BodyLength int64
+	// Deadline, if set, bounds the exchange including the body like a
+	// context deadline, without a context: the earlier of the two applies.
+	// A read or write it interrupts fails with an error wrapping
+	// os.ErrDeadlineExceeded.
+	Deadline time.Time
 }
 
 // smallBody is the largest body copied into the same write as the headers.
@@ -118,8 +124,10 @@ const smallBody = 64 << 10
 // and headers. The caller must read the body (Read or ReadBody) and call
 // Close on the response, which returns its connection to the pool when the
 // body was read completely. ctx bounds the whole exchange including the
-// body: its deadline becomes the connection's deadline, and cancelling it
-// interrupts a blocked read or write.
+// body: its deadline (or req.Deadline, when earlier) becomes the
+// connection's deadline, and cancelling it interrupts a blocked read or
+// write. A context that cannot be cancelled costs nothing per call; one
+// that can costs a context.AfterFunc registration.
 //
 // A reused idle connection that fails before any response byte arrives is
 // retried once on a new connection. A failure to connect is a *DialError.
@@ -151,7 +159,10 @@ func (c *Client) Do(ctx context.Context, addr string, req *Request) (*Response, 
 				return nil, &DialError{Addr: addr, Err: err}
 			}
 		}
-		stop := pc.arm(ctx)
+		stop := pc.arm(ctx, req.Deadline)
+		if c.aborted.Load() {
+			pc.interrupt() // Abort may have run before arm set the deadline
+		}
 		touched, gotByte, err := c.exchange(pc, req, resp)
 		if err == nil {
 			resp.c, resp.pc, resp.stop, resp.ctx = c, pc, stop, ctx
@@ -241,13 +252,36 @@ func (c *Client) dial(ctx context.Context, addr string, hp *hostPool) (*pconn, e
 	if err != nil {
 		return nil, err
 	}
-	return newPconn(nc, hp), nil
+	pc := newPconn(nc, hp)
+	hp.mu.Lock()
+	if hp.live == nil {
+		hp.live = make(map[*pconn]struct{})
+	}
+	hp.live[pc] = struct{}{}
+	hp.mu.Unlock()
+	return pc, nil
 }
 
 // CloseIdleConnections closes every idle pooled connection.
 func (c *Client) CloseIdleConnections() {
 	c.pools.Range(func(_, v any) bool {
 		v.(*hostPool).closeAll()
+		return true
+	})
+}
+
+// Abort interrupts every exchange in progress, whose reads and writes then
+// fail at once, and closes the client as Close does.
+func (c *Client) Abort() {
+	c.aborted.Store(true)
+	c.Close()
+	c.pools.Range(func(_, v any) bool {
+		hp := v.(*hostPool)
+		hp.mu.Lock()
+		for pc := range hp.live {
+			pc.interrupt()
+		}
+		hp.mu.Unlock()
 		return true
 	})
 }
@@ -283,7 +317,8 @@ func (c *Client) IdleConns(addr string) int {
 // the bottom and expire.
 type hostPool struct {
 	mu     sync.Mutex
-	idle   []*pconn // oldest first
+	idle   []*pconn            // oldest first
+	live   map[*pconn]struct{} // every open connection, idle or busy, for Abort
 	max    int
 	closed bool
 }
@@ -360,6 +395,7 @@ func (hp *hostPool) closeAll() {
 // pconn is one upstream connection with its read and write buffers.
 type pconn struct {
 	nc        net.Conn
+	sock      sockIO
 	raw       syscall.RawConn // nil when nc is not a socket
 	pool      *hostPool
 	buf       []byte // read buffer; unread data is buf[r:w]
@@ -374,6 +410,7 @@ type pconn struct {
 
 func newPconn(nc net.Conn, hp *hostPool) *pconn {
 	pc := &pconn{nc: nc, pool: hp, buf: make([]byte, 4096), wbuf: make([]byte, 0, 1024)}
+	pc.sock.init(nc)
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			pc.raw = raw
@@ -384,18 +421,33 @@ func newPconn(nc net.Conn, hp *hostPool) *pconn {
 	return pc
 }
 
-func (pc *pconn) close() { _ = pc.nc.Close() }
-
-// arm applies ctx's deadline to the connection, and, if ctx can be
-// cancelled, arranges for cancellation to interrupt blocked I/O. The
-// returned stop function (nil if none) must be called when the exchange is
-// over; if it returns false the connection must not be reused.
-func (pc *pconn) arm(ctx context.Context) func() bool {
-	dl, _ := ctx.Deadline()
+// setDeadline sets the connection's deadline unless it is set already.
+func (pc *pconn) setDeadline(dl time.Time) {
 	if !dl.Equal(pc.deadline) {
 		_ = pc.nc.SetDeadline(dl)
 		pc.deadline = dl
 	}
+}
+
+func (pc *pconn) close() {
+	hp := pc.pool
+	hp.mu.Lock()
+	delete(hp.live, pc)
+	hp.mu.Unlock()
+	_ = pc.nc.Close()
+}
+
+// arm applies the earlier of ctx's deadline and deadline to the
+// connection, and, if ctx can be cancelled, arranges for cancellation to
+// interrupt blocked I/O. The returned stop function (nil if none) must be
+// called when the exchange is over; if it returns false the connection
+// must not be reused.
+func (pc *pconn) arm(ctx context.Context, deadline time.Time) func() bool {
+	dl, ok := ctx.Deadline()
+	if !deadline.IsZero() && (!ok || deadline.Before(dl)) {
+		dl = deadline
+	}
+	pc.setDeadline(dl)
 	if ctx.Done() == nil {
 		return nil
 	}
@@ -452,15 +504,15 @@ func (pc *pconn) writeRequest(req *Request) (touched bool, err error) {
 	if req.BodyReader == nil && n <= smallBody {
 		b = append(b, req.Body...)
 		pc.keepWbuf(b)
-		_, err = pc.nc.Write(b)
+		_, err = pc.sock.Write(b)
 		return false, err
 	}
 	pc.keepWbuf(b)
-	if _, err = pc.nc.Write(b); err != nil {
+	if _, err = pc.sock.Write(b); err != nil {
 		return false, err
 	}
 	if req.BodyReader == nil {
-		_, err = pc.nc.Write(req.Body)
+		_, err = pc.sock.Write(req.Body)
 		return false, err
 	}
 	buf := pc.wbuf[:cap(pc.wbuf)]
@@ -476,7 +528,7 @@ func (pc *pconn) writeRequest(req *Request) (touched bool, err error) {
 		touched = true
 		m, rerr := io.ReadFull(req.BodyReader, chunk)
 		if m > 0 {
-			if _, err = pc.nc.Write(chunk[:m]); err != nil {
+			if _, err = pc.sock.Write(chunk[:m]); err != nil {
 				return true, err
 			}
 			left -= int64(m)
@@ -520,7 +572,7 @@ func (pc *pconn) fill(limit int) (int, error) {
 			pc.buf = nb
 		}
 	}
-	n, err := pc.nc.Read(pc.buf[pc.w:])
+	n, err := pc.sock.Read(pc.buf[pc.w:])
 	pc.w += n
 	if n > 0 {
 		return n, nil

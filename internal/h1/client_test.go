@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -543,5 +544,125 @@ func waitFor(t *testing.T, timeout time.Duration, fn func() error) {
 			t.Fatal(err)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestClientRequestDeadline(t *testing.T) {
+	srv, _ := countingServer(t, echoHandler)
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	start := time.Now()
+	_, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/?sleep=5s", Body: []byte("x"),
+		Deadline: time.Now().Add(100 * time.Millisecond)})
+	if !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+	// The earlier of the context's deadline and the request's applies.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err = c.Do(ctx, addrOf(srv), &Request{Path: "/?sleep=5s", Body: []byte("x"), Deadline: time.Now().Add(time.Hour)})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	// A deadline that does not pass leaves the connection reusable.
+	resp, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("ok"), Deadline: time.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := resp.ReadBody(nil, 100); err != nil || string(out) != "ok" {
+		t.Fatalf("%q %v", out, err)
+	}
+	resp.Close()
+	if c.IdleConns(addrOf(srv)) != 1 {
+		t.Fatal("connection not pooled")
+	}
+}
+
+// TestResponseSetDeadline: a body that takes longer than the exchange's
+// deadline is read to the end once SetDeadline moved it, and one that
+// takes longer than the moved deadline fails.
+func TestResponseSetDeadline(t *testing.T) {
+	slowBody := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "2")
+		w.WriteHeader(http.StatusOK)
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		_, _ = w.Write([]byte("ok"))
+	}
+	srv, _ := countingServer(t, slowBody)
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	do := func() *Response {
+		resp, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("x"),
+			Deadline: time.Now().Add(150 * time.Millisecond)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	resp := do()
+	resp.SetDeadline(time.Now().Add(5 * time.Second))
+	if out, err := resp.ReadBody(nil, 100); err != nil || string(out) != "ok" {
+		t.Fatalf("%q %v", out, err)
+	}
+	resp.Close()
+	resp = do()
+	resp.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := resp.ReadBody(nil, 100); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("err = %v", err)
+	}
+	resp.Close()
+}
+
+// TestClientAbort: Abort interrupts an exchange waiting for its answer and
+// one that is reading a body, and makes later calls fail.
+func TestClientAbort(t *testing.T) {
+	release := make(chan struct{})
+	hang := func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("body") != "" {
+			w.Header().Set("Content-Length", "10")
+			w.WriteHeader(http.StatusOK)
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	srv, _ := countingServer(t, hang)
+	defer close(release)
+	c := NewClient(ClientOptions{})
+	errs := make(chan error, 2)
+	go func() {
+		_, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("x")})
+		errs <- err
+	}()
+	resp, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/?body=1", Body: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := resp.ReadBody(nil, 100)
+		errs <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // both are blocked in a read by now
+	start := time.Now()
+	c.Abort()
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err == nil {
+				t.Fatal("an exchange survived Abort")
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Abort did not interrupt the exchanges")
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Abort took %v", d)
+	}
+	resp.Close()
+	if _, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("x")}); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("Do after Abort: %v", err)
 	}
 }

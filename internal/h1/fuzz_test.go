@@ -119,6 +119,7 @@ func FuzzParseResponse(f *testing.F) {
 		c2.Close()
 		defer c1.Close()
 		pc := &pconn{nc: c1, pool: &hostPool{max: 1}, buf: append(make([]byte, 0, 4096), data...)}
+		pc.sock.init(c1)
 		pc.buf = pc.buf[:max(len(data), 4096)]
 		pc.r, pc.w = end, len(data)
 		resp := &Response{raw: append([]byte(nil), data[:end]...)}

@@ -218,6 +218,7 @@ func (l *Listener) dateHeader(now time.Time) []byte {
 type serverConn struct {
 	l        *Listener
 	nc       net.Conn
+	sock     sockIO
 	buf      []byte // unread input is buf[r:w]
 	r, w     int
 	rdl, wdl time.Time // deadlines currently set
@@ -230,6 +231,7 @@ type serverConn struct {
 
 func newServerConn(l *Listener, nc net.Conn) *serverConn {
 	sc := &serverConn{l: l, nc: nc, buf: make([]byte, 4096)}
+	sc.sock.init(nc)
 	sc.resp.sc = sc
 	return sc
 }
@@ -287,7 +289,7 @@ func (sc *serverConn) serve() {
 			if sc.l.closing.Load() {
 				return
 			}
-			n, err := sc.nc.Read(sc.buf)
+			n, err := sc.sock.Read(sc.buf)
 			sc.idle.Store(false)
 			if n == 0 {
 				_ = err
@@ -350,7 +352,7 @@ func (sc *serverConn) readHead() (end int, ok bool) {
 				sc.buf = nb
 			}
 		}
-		n, err := sc.nc.Read(sc.buf[sc.w:])
+		n, err := sc.sock.Read(sc.buf[sc.w:])
 		sc.w += n
 		if n == 0 && err != nil {
 			return -1, false
@@ -385,7 +387,7 @@ func (sc *serverConn) readBody(end int) bool {
 	got := copy(body, sc.buf[start:sc.w])
 	sc.r, sc.w = 0, 0
 	sc.setReadDeadline(time.Now(), sc.l.opts.BodyTimeout)
-	if _, err := io.ReadFull(sc.nc, body[got:]); err != nil {
+	if _, err := io.ReadFull(&sc.sock, body[got:]); err != nil {
 		return false
 	}
 	req.Body = body
@@ -524,7 +526,7 @@ func (w *FastResponseWriter) Send() error {
 	var err error
 	if len(w.body) <= smallBody {
 		b = append(b, w.body...)
-		_, err = sc.nc.Write(b)
+		_, err = sc.sock.Write(b)
 	} else {
 		bufs := net.Buffers{b, w.body}
 		_, err = bufs.WriteTo(sc.nc)

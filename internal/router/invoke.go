@@ -325,16 +325,14 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 		v.observe("", 0, 0, r.opts.Now().Sub(start))
 		return nil, fault.New(fault.Unavailable, "No healthy instance of variant %s of endpoint %s can take the request; retry later.", v.name, t.ep.Name)
 	}
-	ctx, cancel := context.WithCancelCause(parent)
-	timer := time.AfterFunc(r.opts.Timeout, func() { cancel(errInvocationTimeout) })
 	var streamed *bodyReader
 	if req.BodyReader != nil {
 		streamed = &bodyReader{r: req.BodyReader, limit: req.MaxBodyBytes}
 	}
+	inv := r.newInvocation(parent, start, streamed != nil && req.ContentLength < 0)
 	var addr *instAddr
 	fail := func(status int, err error) (*Stream, error) {
-		timer.Stop()
-		cancel(nil)
+		inv.end()
 		st.inflight.Add(-1)
 		now := r.opts.Now()
 		v.observe(addr.label, status, 0, now.Sub(start))
@@ -343,13 +341,12 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 	for attempt := 0; ; attempt++ {
 		addr = st.address()
 		sent := r.opts.Now()
-		resp, err := r.send(ctx, addr, req, streamed)
+		resp, err := r.send(&inv, addr, req, streamed)
 		if err == nil {
 			if resp.status < 200 || resp.status > 299 {
 				msg := readErrorBody(resp.body)
 				resp.body.Close()
-				timer.Stop()
-				cancel(nil)
+				inv.end()
 				st.inflight.Add(-1)
 				now := r.opts.Now()
 				v.observe(addr.label, resp.status, now.Sub(sent), sent.Sub(start))
@@ -357,7 +354,7 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 			}
 			if req.Stream {
 				// Headers came in time; the stream gets its own bound.
-				timer.Reset(r.opts.StreamTimeout - r.opts.Now().Sub(start))
+				inv.extend(start.Add(r.opts.StreamTimeout), resp.body)
 			}
 			s := streamPool.Get().(*Stream)
 			*s = Stream{
@@ -365,17 +362,16 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 				ContentType:      resp.contentType,
 				CustomAttributes: resp.customAttributes,
 				ContentLength:    resp.contentLength,
-				r:                r, t: t, v: v, st: st, body: resp.body, status: resp.status,
-				ctx: ctx, cancel: cancel, timer: timer,
+				r:                r, t: t, v: v, st: st, body: resp.body, status: resp.status, inv: inv,
 				start: start, sent: sent, stream: req.Stream, label: addr.label,
 			}
 			return s, nil
 		}
 		switch {
-		case errors.Is(context.Cause(ctx), errInvocationTimeout):
+		case r.timedOut(&inv):
 			return fail(0, timeoutError(v.name))
-		case parent.Err() != nil:
-			return fail(-1, fmt.Errorf("invocation abandoned: %w", parent.Err()))
+		case r.abandoned(&inv):
+			return fail(-1, r.abandonError(&inv))
 		case streamed != nil && streamed.failure() != nil:
 			return fail(-1, streamed.fault(streamed.failure()))
 		}
@@ -401,6 +397,72 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 	}
 }
 
+// invocation is one invocation's time limit and what ends it early. The
+// h1 client enforces the limit as its connection's deadline, so the common
+// case needs no context, timer or cancellation registration of its own
+// (each costs allocations and a lock on the parent context per request);
+// only a body of unknown length, which goes through net/http's Transport,
+// gets a context that a timer cancels.
+type invocation struct {
+	parent   context.Context // the caller's: its cancellation abandons the invocation
+	deadline time.Time
+
+	// Transport only (nil otherwise).
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func (r *Router) newInvocation(parent context.Context, start time.Time, transport bool) invocation {
+	inv := invocation{parent: parent, deadline: start.Add(r.opts.Timeout)}
+	if transport {
+		ctx, cancel := context.WithCancelCause(parent)
+		inv.ctx, inv.cancel = ctx, cancel
+		inv.timer = time.AfterFunc(inv.deadline.Sub(r.opts.Now()), func() { cancel(errInvocationTimeout) })
+	}
+	return inv
+}
+
+// extend moves the deadline for the rest of the answer's body.
+func (inv *invocation) extend(deadline time.Time, body io.ReadCloser) {
+	inv.deadline = deadline
+	if inv.timer != nil {
+		inv.timer.Reset(time.Until(deadline))
+	}
+	if hr, ok := body.(*h1.Response); ok {
+		hr.SetDeadline(deadline)
+	}
+}
+
+// end releases the timer and context, if any.
+func (inv *invocation) end() {
+	if inv.timer != nil {
+		inv.timer.Stop()
+		inv.cancel(nil)
+	}
+}
+
+// timedOut reports whether a failure of inv is its time limit's doing.
+func (r *Router) timedOut(inv *invocation) bool {
+	if inv.ctx != nil {
+		return errors.Is(context.Cause(inv.ctx), errInvocationTimeout)
+	}
+	return !r.opts.Now().Before(inv.deadline)
+}
+
+// abandoned reports whether inv failed because its caller gave up or the
+// router abandoned every invocation (see Abandon).
+func (r *Router) abandoned(inv *invocation) bool {
+	return inv.parent.Err() != nil || r.abandon.Load()
+}
+
+func (r *Router) abandonError(inv *invocation) error {
+	if err := inv.parent.Err(); err != nil {
+		return fmt.Errorf("invocation abandoned: %w", err)
+	}
+	return errAbandoned
+}
+
 // answer is an instance's response head with its body unread, from either
 // client.
 type answer struct {
@@ -415,9 +477,9 @@ var headerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &
 
 // send makes one attempt: through the h1 client on the caller's goroutine
 // when the body's length is known, else through the Transport.
-func (r *Router) send(ctx context.Context, addr *instAddr, req *Request, streamed *bodyReader) (answer, error) {
+func (r *Router) send(inv *invocation, addr *instAddr, req *Request, streamed *bodyReader) (answer, error) {
 	if streamed != nil && req.ContentLength < 0 {
-		return r.sendChunked(ctx, addr.url, req, streamed)
+		return r.sendChunked(inv.ctx, addr.url, req, streamed)
 	}
 	hb := headerPool.Get().(*[]byte)
 	h := (*hb)[:0]
@@ -433,7 +495,7 @@ func (r *Router) send(ctx context.Context, addr *instAddr, req *Request, streame
 	if req.InferenceID != "" {
 		h = h1.AppendHeader(h, "X-Amzn-Sagemaker-Inference-Id", req.InferenceID)
 	}
-	hr := h1.Request{Method: http.MethodPost, Path: addr.path, Host: addr.label, Header: h}
+	hr := h1.Request{Method: http.MethodPost, Path: addr.path, Host: addr.label, Header: h, Deadline: inv.deadline}
 	switch {
 	case streamed != nil:
 		if req.ContentLength > 0 {
@@ -442,7 +504,7 @@ func (r *Router) send(ctx context.Context, addr *instAddr, req *Request, streame
 	default:
 		hr.Body = req.Body
 	}
-	resp, err := r.upstream.Do(ctx, addr.dial, &hr)
+	resp, err := r.upstream.Do(inv.parent, addr.dial, &hr)
 	*hb = h[:0]
 	headerPool.Put(hb)
 	if err != nil {
@@ -608,11 +670,9 @@ type Stream struct {
 	t      *table
 	v      *variant
 	st     *instState
-	body   io.ReadCloser   // the answer's body, from either client
-	status int             // the answer's status
-	ctx    context.Context // the invocation's, to tell a timeout from a disconnect
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
+	body   io.ReadCloser // the answer's body, from either client
+	status int           // the answer's status
+	inv    invocation    // to tell a timeout from a disconnect
 
 	label             string // the instance, for metrics
 	start, sent, done time.Time
@@ -660,10 +720,10 @@ func (s *Stream) Read(p []byte) (int, error) {
 	case err != nil:
 		s.done = s.r.opts.Now()
 		switch {
-		case errors.Is(context.Cause(s.ctx), errInvocationTimeout):
+		case s.r.timedOut(&s.inv):
 			s.err = timeoutError(s.Variant)
-		case s.ctx.Err() != nil:
-			s.err = fmt.Errorf("invocation abandoned: %w", s.ctx.Err())
+		case s.r.abandoned(&s.inv):
+			s.err = s.r.abandonError(&s.inv)
 		default:
 			s.err = &ModelError{Variant: s.Variant, OriginalBody: "the model's response broke off: " + trimErr(err)}
 		}
@@ -683,9 +743,8 @@ func (s *Stream) Close() error {
 	if s.done.IsZero() {
 		s.done = now
 	}
-	s.timer.Stop()
 	s.body.Close()
-	s.cancel(nil)
+	s.inv.end()
 	s.st.inflight.Add(-1)
 
 	status := s.status

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-io/berth/internal/fault"
 	"github.com/berth-io/berth/internal/h1"
 )
 
@@ -162,6 +163,7 @@ type Router struct {
 	shadowWG  sync.WaitGroup
 	closing   context.Context
 	close     context.CancelFunc
+	abandon   atomic.Bool // set by Abandon
 }
 
 // New returns an empty Router.
@@ -215,6 +217,18 @@ func New(opts Options) *Router {
 	empty := map[string]*table{}
 	r.tables.Store(&empty)
 	return r
+}
+
+// errAbandoned is the error of invocations that Abandon cut short.
+var errAbandoned = fault.New(fault.Unavailable, "The server is shutting down and abandoned the invocation; retry it.")
+
+// Abandon makes every invocation in progress fail at once, and every later
+// one: for a shutdown whose grace period ran out. Close must still be
+// called.
+func (r *Router) Abandon() {
+	r.abandon.Store(true)
+	r.close()
+	r.upstream.Abort()
 }
 
 // Close stops shadow requests, waits for them and releases pooled

@@ -1,0 +1,107 @@
+package h1
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	a, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := <-accepted
+	if b == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a.(*net.TCPConn), b.(*net.TCPConn)
+}
+
+// TestSockIO checks that sockIO reads and writes as net.Conn does: whole
+// writes through a full socket buffer, io.EOF, deadlines and resets
+// reported with the errors callers test for.
+func TestSockIO(t *testing.T) {
+	a, b := tcpPair(t)
+	var s sockIO
+	s.init(a)
+	if rawSyscalls && s.raw == nil {
+		t.Fatal("raw system calls not in use on a TCP connection")
+	}
+
+	// 8 MiB does not fit the socket buffers: Write must wait for room.
+	big := bytes.Repeat([]byte("0123456789abcdef"), 512<<10)
+	got := make(chan []byte)
+	go func() {
+		buf, _ := io.ReadAll(io.LimitReader(b, int64(len(big))))
+		got <- buf
+	}()
+	if n, err := s.Write(big); n != len(big) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if !bytes.Equal(<-got, big) {
+		t.Fatal("the peer read other bytes than were written")
+	}
+
+	// A read waits for data, and for nothing longer than the deadline.
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		b.Write([]byte("hello"))
+	}()
+	buf := make([]byte, 64)
+	if n, err := s.Read(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	a.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if _, err := s.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past the deadline: %v", err)
+	}
+	a.SetReadDeadline(time.Time{})
+
+	// An orderly close is io.EOF.
+	b.CloseWrite()
+	if n, err := s.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after the peer's FIN = %d, %v", n, err)
+	}
+
+	// A reset is found by errors.Is, as the router's retry test needs.
+	c, d := tcpPair(t)
+	s.init(c)
+	d.SetLinger(0)
+	d.Close()
+	time.Sleep(20 * time.Millisecond)
+	if _, err := s.Read(buf); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("Read after a reset: %v", err)
+	}
+	var op *net.OpError
+	if _, err := s.Write([]byte("x")); err == nil || !errors.As(err, &op) {
+		t.Fatalf("Write after a reset: %v", err)
+	}
+
+	// After Close, both fail with net.ErrClosed.
+	c.Close()
+	if _, err := s.Read(buf); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Read after Close: %v", err)
+	}
+	if _, err := s.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write after Close: %v", err)
+	}
+}
