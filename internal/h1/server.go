@@ -227,6 +227,7 @@ type serverConn struct {
 	resp     FastResponseWriter
 	out      []byte
 	bodyBuf  []byte
+	sentAt   time.Time // when the last response was written (saves a clock read)
 }
 
 func newServerConn(l *Listener, nc net.Conn) *serverConn {
@@ -284,7 +285,12 @@ func (sc *serverConn) serve() {
 			if first {
 				wait = opts.HeaderTimeout
 			}
-			sc.setReadDeadline(time.Now(), wait)
+			now := sc.sentAt
+			if now.IsZero() {
+				now = time.Now()
+			}
+			sc.sentAt = time.Time{}
+			sc.setReadDeadline(now, wait)
 			sc.idle.Store(true)
 			if sc.l.closing.Load() {
 				return
@@ -506,6 +512,7 @@ func (w *FastResponseWriter) Send() error {
 	w.sent = true
 	sc := w.sc
 	now := time.Now()
+	sc.sentAt = now
 	b := sc.out[:0]
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(w.status), 10)

@@ -131,7 +131,6 @@ func (m *Metrics) Variant(endpoint, variant string) router.VariantMetrics {
 		modelLatency: m.modelLatency.WithLabelValues(endpoint, variant),
 		overhead:     m.overhead.WithLabelValues(endpoint, variant),
 		shadowDrops:  m.shadowDrops.WithLabelValues(endpoint, variant),
-		instances:    map[string]prometheus.Counter{},
 	}
 }
 
@@ -143,8 +142,9 @@ type Variant struct {
 	invocations, errors4xx, errors5xx, modelErrors, shadowDrops prometheus.Counter
 	modelLatency, overhead                                      prometheus.Observer
 
-	mu        sync.RWMutex
-	instances map[string]prometheus.Counter
+	// instances: instance label → prometheus.Counter. A sync.Map: read on
+	// every invocation by every core, written once per instance.
+	instances sync.Map
 }
 
 // Observe records one invocation; see router.VariantMetrics.
@@ -175,17 +175,9 @@ func (v *Variant) Observe(instance string, status int, model, overhead time.Dura
 func (v *Variant) ShadowDropped() { v.shadowDrops.Inc() }
 
 func (v *Variant) instance(name string) prometheus.Counter {
-	v.mu.RLock()
-	c := v.instances[name]
-	v.mu.RUnlock()
-	if c != nil {
-		return c
+	if c, ok := v.instances.Load(name); ok {
+		return c.(prometheus.Counter)
 	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if c = v.instances[name]; c == nil {
-		c = v.m.perInstance.WithLabelValues(v.endpoint, v.variant, name)
-		v.instances[name] = c
-	}
-	return c
+	c, _ := v.instances.LoadOrStore(name, v.m.perInstance.WithLabelValues(v.endpoint, v.variant, name))
+	return c.(prometheus.Counter)
 }
