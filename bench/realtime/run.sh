@@ -25,6 +25,9 @@
 #        CONCURRENCY="1 16 64"
 #        NGINX=/usr/sbin/nginx
 #        BERTH_LOG_LEVEL=warn   berth's --log-level during the run
+#        PERFSTAT=1   also count, with `perf stat`, the system calls and
+#                     context switches per request of each proxy (and the
+#                     direct server) during the last round
 #        PERF=1       also record `perf record -g` of berth during its
 #                     highest-concurrency run and print the top symbols
 #        KEEP=1       keep the temp dir (logs, configs) for inspection
@@ -246,7 +249,12 @@ proxy_pids() {
 }
 CLK_TCK=$(getconf CLK_TCK)
 
-declare -A ALL_RPS ALL_P50 ALL_P99 ALL_CPU ERR RPS P50 P99 CPU
+declare -A ALL_RPS ALL_P50 ALL_P99 ALL_CPU ERR RPS P50 P99 CPU STAT_TOTAL
+# Read and write calls under each name the servers use (Go: read/write;
+# nginx: recvfrom/writev), the epoll waits, and the futex calls through
+# which Go's scheduler parks and wakes its threads.
+STAT_EVENTS=syscalls:sys_enter_read,syscalls:sys_enter_recvfrom,syscalls:sys_enter_write,syscalls:sys_enter_writev
+STAT_EVENTS+=,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_futex,context-switches
 log "$(nproc) CPUs; $ROUNDS rounds of ${DURATION}s measured after ${WARMUP}s warm-up per run; 64-byte text/csv body"
 for ((r = 1; r <= ROUNDS; r++)); do
   for c in "${CONCS[@]}"; do
@@ -258,10 +266,20 @@ for ((r = 1; r <= ROUNDS; r++)); do
         perf_pid=$!
       fi
       mapfile -t pids < <(proxy_pids "$t")
+      stat_pid=
+      if [[ ${PERFSTAT:-} == 1 && $r == "$ROUNDS" ]]; then
+        perf stat -x, -o "$TMP/stat-$t-$c" -e "$STAT_EVENTS" -p "$(IFS=,; echo "${pids[*]}")" -- \
+          sleep "$(awk -v a="$WARMUP" -v b="$DURATION" 'BEGIN {print a + b}')" >/dev/null 2>&1 &
+        stat_pid=$!
+      fi
       ticks0=$(cpu_ticks "${pids[@]}")
       out=$("$TMP/loadgen" -url "${URL[$t]}" -c "$c" -d "${DURATION}s" -warmup "${WARMUP}s")
       ticks1=$(cpu_ticks "${pids[@]}")
       if [[ -n $perf_pid ]]; then wait "$perf_pid" || true; fi
+      if [[ -n $stat_pid ]]; then
+        wait "$stat_pid" || true
+        STAT_TOTAL[$t,$c]=$(sed -n 's/.*total=\([0-9]*\).*/\1/p' <<<"$out")
+      fi
       log "round $r $t c=$c: $out"
       for kv in $out; do
         case $kv in
@@ -328,6 +346,27 @@ if [[ " ${CONCS[*]} " == *" 1 "* ]]; then
     }'
 fi
 echo "berth req/s >= best nginx at every concurrency: $meets"
+
+if [[ ${PERFSTAT:-} == 1 ]]; then
+  echo
+  echo "## per request, last round (perf stat on the proxy's processes; direct: the echo server)"
+  echo
+  echo "| target | c | read+recvfrom | write+writev | epoll waits | futex | context switches |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for c in "${CONCS[@]}"; do
+    for t in "${TARGETS[@]}"; do
+      f=$TMP/stat-$t-$c
+      [[ -s $f && -n ${STAT_TOTAL[$t,$c]:-} ]] || continue
+      awk -F, -v t="$t" -v c="$c" -v n="${STAT_TOTAL[$t,$c]}" '
+        $3 ~ /sys_enter_(read|recvfrom)$/ {rd += $1}
+        $3 ~ /sys_enter_(write|writev)$/ {wr += $1}
+        $3 ~ /sys_enter_epoll/ {ep += $1}
+        $3 ~ /sys_enter_futex$/ {fx += $1}
+        $3 == "context-switches" {cs += $1}
+        END {printf "| %s | %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n", t, c, rd/n, wr/n, ep/n, fx/n, cs/n}' "$f"
+    done
+  done
+fi
 
 if [[ ${PERF:-} == 1 && -f $TMP/perf.data ]]; then
   echo
