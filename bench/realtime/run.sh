@@ -337,6 +337,26 @@ for c in "${CONCS[@]}"; do
   [[ $line == *"| no |" ]] && meets=no
 done
 
+# Rounds run back to back share the machine's state of the moment, so the
+# ratio within each round is steadier than the ratio of medians across
+# rounds on a noisy machine; both are shown.
+echo
+echo "per round: berth / the better nginx of the same round"
+echo
+echo "| c | rounds | median | min | max |"
+echo "|---:|---|---:|---:|---:|"
+for c in "${CONCS[@]}"; do
+  read -r -a b <<<"${ALL_RPS[berth,$c]}"
+  read -r -a n1 <<<"${ALL_RPS[nginx-w1,$c]}"
+  read -r -a n2 <<<"${ALL_RPS[nginx-w2,$c]}"
+  ratios=()
+  for i in "${!b[@]}"; do
+    ratios+=("$(awk -v b="${b[i]}" -v x="${n1[i]}" -v y="${n2[i]}" 'BEGIN {printf "%.2f", b / (x > y ? x : y)}')")
+  done
+  printf '| %s | %s | %s | %s | %s |\n' "$c" "${ratios[*]}" "$(median "${ratios[@]}")" \
+    "$(printf '%s\n' "${ratios[@]}" | sort -g | head -1)" "$(printf '%s\n' "${ratios[@]}" | sort -g | tail -1)"
+done
+
 if [[ " ${CONCS[*]} " == *" 1 "* ]]; then
   echo
   awk -v b="${P50[berth,1]}" -v d="${P50[direct,1]}" \
