@@ -25,6 +25,9 @@
 #        CONCURRENCY="1 16 64"
 #        NGINX=/usr/sbin/nginx
 #        BERTH_LOG_LEVEL=warn   berth's --log-level during the run
+#        LOOPROXY=1   also measure bench/realtime/looproxy, a minimal
+#                     event-loop proxy in Go (a reference point for berth's
+#                     design, not a product), as target "looproxy"
 #        PERFSTAT=1   also count, with `perf stat`, the system calls and
 #                     context switches per request of each proxy (and the
 #                     direct server) during the last round
@@ -69,11 +72,13 @@ trap cleanup EXIT
 
 log() { echo "# $*" >&2; }
 
-# wait_http URL [METHOD]: waits up to 10 s for URL to answer 2xx.
+# wait_http URL [BODY]: waits up to 10 s for URL to answer 2xx to a GET, or
+# to a POST of BODY.
 wait_http() {
-  local _
+  local _ args=()
+  if [[ -n ${2:-} ]]; then args=(--data-binary "$2"); fi
   for _ in $(seq 1 200); do
-    if curl -fsS -o /dev/null -X "${2:-GET}" "$1" 2>/dev/null; then
+    if curl -fsS -o /dev/null --max-time 2 "${args[@]}" "$1" 2>/dev/null; then
       return 0
     fi
     sleep 0.05
@@ -94,6 +99,9 @@ sm() {
 log "building loadgen, testserver and berth"
 go build -o "$TMP/loadgen" ./bench/realtime/loadgen
 go build -o "$TMP/testserver" ./internal/testserver
+if [[ ${LOOPROXY:-} == 1 ]]; then
+  go build -o "$TMP/looproxy" ./bench/realtime/looproxy
+fi
 if [[ -n ${BERTH_BIN:-} ]]; then
   cp "$BERTH_BIN" "$TMP/berth"
   log "berth: $BERTH_BIN (prebuilt)"
@@ -107,11 +115,12 @@ else
   log "berth: built from the working tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- 2>/dev/null || echo ' + local changes')"
 fi
 
-mapfile -t PORTS < <("$TMP/loadgen" -freeports 4)
+mapfile -t PORTS < <("$TMP/loadgen" -freeports 5)
 ECHO_PORT=${PORTS[0]}
 NGINX1_PORT=${PORTS[1]}
 NGINX2_PORT=${PORTS[2]}
 BERTH_PORT=${PORTS[3]}
+LOOP_PORT=${PORTS[4]}
 
 # ---------------------------------------------------------------- (a) echo server
 SAGEMAKER_BIND_TO_PORT=$ECHO_PORT "$TMP/testserver" >"$TMP/testserver.log" 2>&1 &
@@ -166,6 +175,13 @@ EOF
 start_nginx 1 "$NGINX1_PORT"
 start_nginx 2 "$NGINX2_PORT"
 
+if [[ ${LOOPROXY:-} == 1 ]]; then
+  "$TMP/looproxy" -listen "127.0.0.1:$LOOP_PORT" -upstream "127.0.0.1:$ECHO_PORT" >"$TMP/looproxy.log" 2>&1 &
+  LOOP_PID=$!
+  PIDS+=("$LOOP_PID")
+  wait_http "http://127.0.0.1:$LOOP_PORT/invocations" x
+fi
+
 # ---------------------------------------------------------------- (c) berth
 cat >"$TMP/berth.yaml" <<EOF
 images:
@@ -211,6 +227,10 @@ declare -A URL=(
   [berth]="http://127.0.0.1:$BERTH_PORT/endpoints/$ENDPOINT/invocations"
 )
 TARGETS=(direct nginx-w1 nginx-w2 berth)
+if [[ ${LOOPROXY:-} == 1 ]]; then
+  URL[looproxy]="http://127.0.0.1:$LOOP_PORT/invocations"
+  TARGETS+=(looproxy)
+fi
 read -r -a CONCS <<<"$CONCURRENCY"
 MAXC=${CONCS[-1]}
 for c in "${CONCS[@]}"; do
@@ -245,6 +265,7 @@ proxy_pids() {
     direct) echo "$ECHO_PID" ;;
     nginx-w*) echo "${NGINX_PID[${1#nginx-w}]}" && pgrep -P "${NGINX_PID[${1#nginx-w}]}" ;;
     berth) echo "$BERTH_PID" ;;
+    looproxy) echo "$LOOP_PID" ;;
   esac
 }
 CLK_TCK=$(getconf CLK_TCK)
@@ -336,6 +357,16 @@ for c in "${CONCS[@]}"; do
   echo "$line"
   [[ $line == *"| no |" ]] && meets=no
 done
+
+if [[ ${LOOPROXY:-} == 1 ]]; then
+  echo
+  echo "| c | berth/looproxy | looproxy/best nginx |"
+  echo "|---:|---:|---:|"
+  for c in "${CONCS[@]}"; do
+    awk -v b="${RPS[berth,$c]}" -v l="${RPS[looproxy,$c]}" -v n1="${RPS[nginx-w1,$c]}" -v n2="${RPS[nginx-w2,$c]}" \
+      -v c="$c" 'BEGIN {printf "| %s | %.2f | %.2f |\n", c, b/l, l/(n1 > n2 ? n1 : n2)}'
+  done
+fi
 
 # Rounds run back to back share the machine's state of the moment, so the
 # ratio within each round is steadier than the ratio of medians across
