@@ -222,3 +222,5 @@ func waitUntil(t *testing.T, timeout time.Duration, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(testserverbin.Run(m)) }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/berth-io/berth/internal/modelserver/builtin"
+	"github.com/berth-io/berth/internal/testserver/testserverbin"
 )
 
 // TestMain lets the test binary play berth's built-in model servers: the
@@ -25,5 +26,5 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testserverbin.Run(m))
 }

@@ -281,3 +281,5 @@ func TestIgnoreTerm(t *testing.T) {
 		t.Errorf("exit code %s after SIGKILL, want -1", got)
 	}
 }
+
+func TestMain(m *testing.M) { os.Exit(testserverbin.Run(m)) }

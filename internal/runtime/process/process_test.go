@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 	if bin := os.Getenv(fakeParentEnv); bin != "" {
 		os.Exit(fakeParent(bin, os.Getenv("PROCESS_TEST_STATE_DIR")))
 	}
-	os.Exit(m.Run())
+	os.Exit(testserverbin.Run(m))
 }
 
 func fakeParent(bin, stateDir string) int {

@@ -16,6 +16,7 @@ const pkg = "github.com/berth-io/berth/internal/testserver"
 // a test binary has exactly one set of tests that share the built server.
 var build struct {
 	once sync.Once
+	dir  string
 	path string
 	out  []byte
 	err  error
@@ -23,8 +24,8 @@ var build struct {
 
 // Build returns the path of a freshly built testserver binary, building it
 // on first use with the go command from PATH. The binary lives in a
-// temporary directory that is left for the OS to clean up, since tests of
-// one binary share it and there is no last user to remove it.
+// temporary directory shared by the test binary's tests, which Run removes
+// after the last of them.
 func Build(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {
@@ -33,6 +34,7 @@ func Build(t testing.TB) string {
 			build.err = err
 			return
 		}
+		build.dir = dir
 		path := filepath.Join(dir, "testserver")
 		cmd := exec.Command("go", "build", "-o", path, pkg)
 		build.out, build.err = cmd.CombinedOutput()
@@ -42,4 +44,14 @@ func Build(t testing.TB) string {
 		t.Fatalf("build testserver: %v\n%s", build.err, build.out)
 	}
 	return build.path
+}
+
+// Run runs the tests, then removes the binary Build made, if any: call it
+// from TestMain as os.Exit(testserverbin.Run(m)).
+func Run(m *testing.M) int {
+	code := m.Run()
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
+	return code
 }
