@@ -18,7 +18,9 @@
 //
 // Client: a per-address LIFO pool of idle keep-alive connections, a call
 // that runs entirely on the caller's goroutine (no goroutine per connection
-// or per call), deadlines from the context through SetDeadline, a small
+// or per call), deadlines from the context or the request through
+// SetDeadline (no timer or context registration of its own per call), Abort
+// to interrupt every exchange in progress at shutdown, a small
 // strict response parser, bodies with Content-Length, chunked, or read until
 // close, read into a caller buffer with a size cap or streamed as an
 // io.Reader. A reused idle connection that fails before any response byte
@@ -43,6 +45,12 @@
 // header with both Content-Length and Transfer-Encoding, duplicate
 // Content-Length values, or any byte out of place is refused (the client
 // returns an error; the listener hands the request to net/http).
+//
+// Both sides read and write their sockets with raw system calls inside
+// the connections' RawConn callbacks (sock.go): the runtime poller still
+// waits, but a call is not bracketed by the runtime's system-call
+// bookkeeping, which on loopback let sysmon hand the goroutine's P to
+// another thread during a long write.
 //
 // Where berth uses it: internal/router sends every invocation whose body
 // length is known through a Client, and internal/app puts a Listener in
