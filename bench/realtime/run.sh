@@ -28,6 +28,8 @@
 #        LOOPROXY=1   also measure bench/realtime/looproxy, a minimal
 #                     event-loop proxy in Go (a reference point for berth's
 #                     design, not a product), as target "looproxy"
+#        BERTH_B=path also measure this second berth binary, as target
+#                     "berth-b" (an A/B of two builds in one run)
 #        PERFSTAT=1   also count, with `perf stat`, the system calls and
 #                     context switches per request of each proxy (and the
 #                     direct server) during the last round
@@ -115,12 +117,13 @@ else
   log "berth: built from the working tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- 2>/dev/null || echo ' + local changes')"
 fi
 
-mapfile -t PORTS < <("$TMP/loadgen" -freeports 5)
+mapfile -t PORTS < <("$TMP/loadgen" -freeports 6)
 ECHO_PORT=${PORTS[0]}
 NGINX1_PORT=${PORTS[1]}
 NGINX2_PORT=${PORTS[2]}
 BERTH_PORT=${PORTS[3]}
 LOOP_PORT=${PORTS[4]}
+BERTHB_PORT=${PORTS[5]}
 
 # ---------------------------------------------------------------- (a) echo server
 SAGEMAKER_BIND_TO_PORT=$ECHO_PORT "$TMP/testserver" >"$TMP/testserver.log" 2>&1 &
@@ -188,35 +191,47 @@ images:
   bench/echo:1:
     command: ["$TMP/testserver"]
 EOF
-"$TMP/berth" serve --listen "127.0.0.1:$BERTH_PORT" --data-dir "$TMP/berth-data" \
-  --config "$TMP/berth.yaml" --log-level "$BERTH_LOG_LEVEL" >"$TMP/berth.log" 2>&1 &
-BERTH_PID=$!
-PIDS+=("$BERTH_PID")
-up=
-for _ in $(seq 1 200); do
-  if sm ListEndpoints '{}' >/dev/null 2>&1; then up=1 && break; fi
-  sleep 0.05
-done
-if [[ -z $up ]]; then
-  echo "berth did not come up on 127.0.0.1:$BERTH_PORT" >&2
-  cat "$TMP/berth.log" >&2
-  exit 1
-fi
-sm CreateModel '{"ModelName":"bench-echo","ExecutionRoleArn":"arn:aws:iam::123456789012:role/bench",
-  "PrimaryContainer":{"Image":"bench/echo:1"}}' >/dev/null
-sm CreateEndpointConfig '{"EndpointConfigName":"bench-echo","ProductionVariants":[{"VariantName":"AllTraffic",
-  "ModelName":"bench-echo","InitialInstanceCount":1,"InstanceType":"ml.m5.large"}]}' >/dev/null
-sm CreateEndpoint "{\"EndpointName\":\"$ENDPOINT\",\"EndpointConfigName\":\"bench-echo\"}" >/dev/null
-status=
-for _ in $(seq 1 300); do
-  status=$(sm DescribeEndpoint "{\"EndpointName\":\"$ENDPOINT\"}" | sed -n 's/.*"EndpointStatus": *"\([A-Za-z]*\)".*/\1/p')
-  [[ $status == InService || $status == Failed ]] && break
-  sleep 0.05
-done
-if [[ $status != InService ]]; then
-  echo "endpoint did not reach InService (status: ${status:-unknown})" >&2
-  cat "$TMP/berth.log" >&2
-  exit 1
+# start_berth BIN PORT NAME: starts BIN serve on PORT with its own data
+# dir, deploys the echo endpoint and waits for InService; sets STARTED_PID.
+start_berth() {
+  local bin=$1 port=$2 name=$3 up= status= _
+  "$bin" serve --listen "127.0.0.1:$port" --data-dir "$TMP/$name-data" \
+    --config "$TMP/berth.yaml" --log-level "$BERTH_LOG_LEVEL" >"$TMP/$name.log" 2>&1 &
+  STARTED_PID=$!
+  PIDS+=("$STARTED_PID")
+  for _ in $(seq 1 200); do
+    if BERTH_PORT=$port sm ListEndpoints '{}' >/dev/null 2>&1; then up=1 && break; fi
+    sleep 0.05
+  done
+  if [[ -z $up ]]; then
+    echo "$name did not come up on 127.0.0.1:$port" >&2
+    cat "$TMP/$name.log" >&2
+    exit 1
+  fi
+  BERTH_PORT=$port sm CreateModel '{"ModelName":"bench-echo","ExecutionRoleArn":"arn:aws:iam::123456789012:role/bench",
+    "PrimaryContainer":{"Image":"bench/echo:1"}}' >/dev/null
+  BERTH_PORT=$port sm CreateEndpointConfig '{"EndpointConfigName":"bench-echo","ProductionVariants":[{"VariantName":"AllTraffic",
+    "ModelName":"bench-echo","InitialInstanceCount":1,"InstanceType":"ml.m5.large"}]}' >/dev/null
+  BERTH_PORT=$port sm CreateEndpoint "{\"EndpointName\":\"$ENDPOINT\",\"EndpointConfigName\":\"bench-echo\"}" >/dev/null
+  for _ in $(seq 1 300); do
+    status=$(BERTH_PORT=$port sm DescribeEndpoint "{\"EndpointName\":\"$ENDPOINT\"}" |
+      sed -n 's/.*"EndpointStatus": *"\([A-Za-z]*\)".*/\1/p')
+    [[ $status == InService || $status == Failed ]] && break
+    sleep 0.05
+  done
+  if [[ $status != InService ]]; then
+    echo "$name: endpoint did not reach InService (status: ${status:-unknown})" >&2
+    cat "$TMP/$name.log" >&2
+    exit 1
+  fi
+}
+start_berth "$TMP/berth" "$BERTH_PORT" berth
+BERTH_PID=$STARTED_PID
+if [[ -n ${BERTH_B:-} ]]; then
+  cp "$BERTH_B" "$TMP/berth-b"
+  start_berth "$TMP/berth-b" "$BERTHB_PORT" berth-b
+  BERTHB_PID=$STARTED_PID
+  log "berth-b: $BERTH_B"
 fi
 
 # ---------------------------------------------------------------- the matrix
@@ -227,6 +242,10 @@ declare -A URL=(
   [berth]="http://127.0.0.1:$BERTH_PORT/endpoints/$ENDPOINT/invocations"
 )
 TARGETS=(direct nginx-w1 nginx-w2 berth)
+if [[ -n ${BERTH_B:-} ]]; then
+  URL[berth-b]="http://127.0.0.1:$BERTHB_PORT/endpoints/$ENDPOINT/invocations"
+  TARGETS+=(berth-b)
+fi
 if [[ ${LOOPROXY:-} == 1 ]]; then
   URL[looproxy]="http://127.0.0.1:$LOOP_PORT/invocations"
   TARGETS+=(looproxy)
@@ -266,6 +285,7 @@ proxy_pids() {
     nginx-w*) echo "${NGINX_PID[${1#nginx-w}]}" && pgrep -P "${NGINX_PID[${1#nginx-w}]}" ;;
     berth) echo "$BERTH_PID" ;;
     looproxy) echo "$LOOP_PID" ;;
+    berth-b) echo "$BERTHB_PID" ;;
   esac
 }
 CLK_TCK=$(getconf CLK_TCK)
@@ -358,6 +378,15 @@ for c in "${CONCS[@]}"; do
   [[ $line == *"| no |" ]] && meets=no
 done
 
+if [[ -n ${BERTH_B:-} ]]; then
+  echo
+  echo "| c | berth/berth-b | berth-b/best nginx |"
+  echo "|---:|---:|---:|"
+  for c in "${CONCS[@]}"; do
+    awk -v b="${RPS[berth,$c]}" -v l="${RPS[berth-b,$c]}" -v n1="${RPS[nginx-w1,$c]}" -v n2="${RPS[nginx-w2,$c]}" \
+      -v c="$c" 'BEGIN {printf "| %s | %.2f | %.2f |\n", c, b/l, l/(n1 > n2 ? n1 : n2)}'
+  done
+fi
 if [[ ${LOOPROXY:-} == 1 ]]; then
   echo
   echo "| c | berth/looproxy | looproxy/best nginx |"
