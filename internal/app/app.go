@@ -203,9 +203,6 @@ func (a *App) Start(ctx context.Context) error {
 		Handle: func(_ context.Context, req *h1.FastRequest, w *h1.FastResponseWriter) {
 			a.rt.FastInvoke(context.Background(), req, w)
 		},
-		LoopStart:     a.rt.LoopStart,
-		LoopFinish:    a.rt.LoopFinish,
-		Fail:          a.rt.LoopFail,
 		MaxBodyBytes:  a.cfg.Limits.MaxPayloadBytes,
 		HeaderTimeout: 30 * time.Second,
 		IdleTimeout:   5 * time.Minute,
@@ -250,10 +247,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	var err error
 	a.once.Do(func() {
 		if a.fast != nil {
-			stop := context.AfterFunc(ctx, func() {
-				a.router.Abandon()
-				a.fast.Abandon()
-			})
+			stop := context.AfterFunc(ctx, a.router.Abandon)
 			err = a.server.Shutdown(ctx)
 			if ferr := a.fast.Shutdown(ctx); err == nil {
 				err = ferr

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -48,19 +47,6 @@ type FastOptions struct {
 	WriteTimeout time.Duration
 	// Logger receives handler panics. Default: discarded.
 	Logger *slog.Logger
-
-	// LoopStart, LoopFinish and Fail, when all three are set, let event
-	// loops (on Linux) serve kept-alive connections between requests; see
-	// loop_linux.go. LoopStart decides whether a loop forwards req itself,
-	// filling in x (false: Handle serves it on a goroutine, as without
-	// loops). LoopFinish is called once for every exchange LoopStart took,
-	// on the loop, with x's outcome: nil means a 200 response with
-	// x.RespHeader and x.Body; ErrLoopRetry means serve the request afresh
-	// through Handle; any other error is the client's answer, written by
-	// Fail on a goroutine. LoopFinish must not block.
-	LoopStart  func(req *FastRequest, x *Exchange) bool
-	LoopFinish func(x *Exchange) error
-	Fail       func(ctx context.Context, req *FastRequest, w *FastResponseWriter, err error)
 }
 
 // Listener serves eligible requests itself and hands every other connection
@@ -79,10 +65,6 @@ type Listener struct {
 	mu      sync.Mutex
 	active  map[*serverConn]struct{}
 	date    atomic.Pointer[dateLine]
-
-	loops    []*evLoop // nil without event loops
-	loopNext atomic.Uint32
-	loopsWG  sync.WaitGroup
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -118,69 +100,9 @@ func NewListener(inner net.Listener, opts FastOptions) *Listener {
 		active:  make(map[*serverConn]struct{}),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
-	if loopsAvailable && opts.LoopStart != nil && opts.LoopFinish != nil && opts.Fail != nil {
-		l.loops = newLoops(l, runtime.GOMAXPROCS(0))
-	}
 	l.loop.Add(1)
 	go l.acceptLoop()
 	return l
-}
-
-// toLoop moves sc's connection, idle between requests, onto an event loop.
-// It holds l.mu so that Close cannot slip between its check of closing and
-// the loop's adopt message (Close tells the loops after taking l.mu).
-func (sc *serverConn) toLoop() bool {
-	l := sc.l
-	remote := sc.nc.RemoteAddr()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closing.Load() {
-		return false
-	}
-	fd, ok := detach(sc.nc)
-	if !ok {
-		return false
-	}
-	l.conns.Add(1) // the loop's, until it closes or resumes the connection
-	lp := l.loops[int(l.loopNext.Add(1))%len(l.loops)]
-	if !lp.send(loopMsg{kind: msgAdopt, fd: fd, remote: remote}) {
-		closeFD(fd)
-		l.conns.Done()
-	}
-	return true
-}
-
-// resume serves a loop's connection on a goroutine again, starting with
-// the request at the start of pending (answered with err by Fail, if set).
-// It takes over the loop's count in l.conns.
-func (l *Listener) resume(fd int, pending []byte, err error) {
-	defer l.conns.Done()
-	nc, aerr := attach(fd)
-	if aerr != nil {
-		l.opts.Logger.Warn("fast path: cannot resume a connection", "err", aerr)
-		return
-	}
-	sc := newServerConn(l, nc)
-	if len(pending) > len(sc.buf) {
-		sc.buf = make([]byte, len(pending))
-	}
-	sc.w = copy(sc.buf, pending)
-	sc.injectErr = err
-	l.mu.Lock()
-	l.active[sc] = struct{}{}
-	l.conns.Add(1)
-	l.mu.Unlock()
-	go sc.serve()
-}
-
-// Abandon makes the event loops fail the exchanges they have in flight
-// (answered through LoopFinish and Fail), for a shutdown whose grace
-// period ran out. Requests served on goroutines are the handler's to
-// abandon.
-func (l *Listener) Abandon() {
-	for _, lp := range l.loops {
-		lp.send(loopMsg{kind: msgAbandon})
-	}
 }
 
 func (l *Listener) acceptLoop() {
@@ -246,9 +168,6 @@ func (l *Listener) Close() error {
 				sc.nc.Close()
 			}
 		}
-		for _, lp := range l.loops {
-			lp.send(loopMsg{kind: msgClose})
-		}
 		l.mu.Unlock()
 	})
 	return err
@@ -262,7 +181,6 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	go func() {
 		l.loop.Wait()
 		l.conns.Wait()
-		l.loopsWG.Wait()
 		close(done)
 	}()
 	select {
@@ -272,9 +190,6 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		l.mu.Lock()
 		for sc := range l.active {
 			sc.nc.Close()
-		}
-		for _, lp := range l.loops {
-			lp.send(loopMsg{kind: msgKill})
 		}
 		l.mu.Unlock()
 		<-done
@@ -301,19 +216,18 @@ func (l *Listener) dateHeader(now time.Time) []byte {
 
 // serverConn is one accepted connection on the fast path.
 type serverConn struct {
-	l         *Listener
-	nc        net.Conn
-	sock      sockIO
-	buf       []byte // unread input is buf[r:w]
-	r, w      int
-	rdl, wdl  time.Time // deadlines currently set
-	injectErr error     // set by resume: answer the first request with Fail
-	idle      atomic.Bool
-	req       FastRequest
-	resp      FastResponseWriter
-	out       []byte
-	bodyBuf   []byte
-	sentAt    time.Time // when the last response was written (saves a clock read)
+	l        *Listener
+	nc       net.Conn
+	sock     sockIO
+	buf      []byte // unread input is buf[r:w]
+	r, w     int
+	rdl, wdl time.Time // deadlines currently set
+	idle     atomic.Bool
+	req      FastRequest
+	resp     FastResponseWriter
+	out      []byte
+	bodyBuf  []byte
+	sentAt   time.Time // when the last response was written (saves a clock read)
 }
 
 func newServerConn(l *Listener, nc net.Conn) *serverConn {
@@ -407,10 +321,6 @@ func (sc *serverConn) serve() {
 		if sc.l.closing.Load() {
 			return
 		}
-		if sc.l.loops != nil && sc.r == sc.w && sc.toLoop() {
-			handed = true
-			return
-		}
 	}
 }
 
@@ -497,12 +407,7 @@ func (sc *serverConn) readBody(end int) bool {
 func (sc *serverConn) serveOne() bool {
 	w := &sc.resp
 	w.reset()
-	if err := sc.injectErr; err != nil {
-		sc.injectErr = nil
-		sc.l.opts.Fail(sc.l.ctx, &sc.req, w, err)
-	} else {
-		sc.l.opts.Handle(sc.l.ctx, &sc.req, w)
-	}
+	sc.l.opts.Handle(sc.l.ctx, &sc.req, w)
 	if !w.sent {
 		if err := w.Send(); err != nil {
 			return false
