@@ -102,3 +102,38 @@ func freePort(tb testing.TB) int {
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// BenchmarkInvokeFastPath is one InvokeEndpoint request at a time through
+// the whole server (front listener, runtime API, router, upstream client)
+// to a model-server process, from a raw keep-alive client that allocates
+// nothing itself: allocs/op is berth's own per-request allocation, and
+// -memprofile says where it is.
+func BenchmarkInvokeFastPath(b *testing.B) {
+	s := startServer(b, testConfig(b, b.TempDir()))
+	s.deploy(b, "bench", nil, "", 1)
+	conn, err := net.Dial("tcp", s.app.Addr())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	body := []byte("1.5,2.5,3.5,4.5,5.5,6.5,7.5,8.5,9.5,10.5,11.5,12.5,13.5,14.5,15.5,16")
+	req := []byte(fmt.Sprintf("POST /endpoints/bench/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	buf := make([]byte, 4096)
+	for b.Loop() {
+		if _, err := conn.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		// The answer is small: read until its body (the echo) has arrived.
+		n := 0
+		for {
+			m, err := conn.Read(buf[n:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += m
+			if n >= len(body) && string(buf[n-len(body):n]) == string(body) {
+				break
+			}
+		}
+	}
+}

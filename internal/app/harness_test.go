@@ -132,7 +132,7 @@ func (s *server) upload(t *testing.T, bucket, key string, body []byte) {
 
 // deploy creates a model, a one-variant config and an endpoint named
 // name, and waits for InService.
-func (s *server) deploy(t *testing.T, name string, env map[string]string, modelURL string, count int32) {
+func (s *server) deploy(t testing.TB, name string, env map[string]string, modelURL string, count int32) {
 	t.Helper()
 	s.createModel(t, name, env, modelURL)
 	s.createConfig(t, name, name, count)
@@ -140,7 +140,7 @@ func (s *server) deploy(t *testing.T, name string, env map[string]string, modelU
 	s.waitInService(t, name)
 }
 
-func (s *server) createModel(t *testing.T, name string, env map[string]string, modelURL string) {
+func (s *server) createModel(t testing.TB, name string, env map[string]string, modelURL string) {
 	t.Helper()
 	c := &smtypes.ContainerDefinition{Image: aws.String(testImage), Environment: env}
 	if modelURL != "" {
@@ -156,7 +156,7 @@ func (s *server) createModel(t *testing.T, name string, env map[string]string, m
 	}
 }
 
-func (s *server) createConfig(t *testing.T, name, model string, count int32) {
+func (s *server) createConfig(t testing.TB, name, model string, count int32) {
 	t.Helper()
 	_, err := s.sm.CreateEndpointConfig(context.Background(), &sagemaker.CreateEndpointConfigInput{
 		EndpointConfigName: aws.String(name),
@@ -172,7 +172,7 @@ func (s *server) createConfig(t *testing.T, name, model string, count int32) {
 	}
 }
 
-func (s *server) createEndpoint(t *testing.T, name, cfg string) {
+func (s *server) createEndpoint(t testing.TB, name, cfg string) {
 	t.Helper()
 	_, err := s.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{
 		EndpointName:       aws.String(name),
@@ -184,7 +184,7 @@ func (s *server) createEndpoint(t *testing.T, name, cfg string) {
 }
 
 // waitInService waits with the SDK's own waiter, as users do.
-func (s *server) waitInService(t *testing.T, name string) *sagemaker.DescribeEndpointOutput {
+func (s *server) waitInService(t testing.TB, name string) *sagemaker.DescribeEndpointOutput {
 	t.Helper()
 	w := sagemaker.NewEndpointInServiceWaiter(s.sm, func(o *sagemaker.EndpointInServiceWaiterOptions) {
 		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 200*time.Millisecond

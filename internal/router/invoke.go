@@ -748,9 +748,8 @@ func (s *Stream) Close() error {
 	s.st.inflight.Add(-1)
 
 	status := s.status
-	var me *ModelError
 	switch {
-	case errors.As(s.err, &me):
+	case s.err != nil && isModelError(s.err):
 		status = 0
 	case s.err != nil || !s.eof:
 		status = -1 // the caller gave up reading
@@ -773,6 +772,13 @@ func (s *Stream) Close() error {
 	*s = Stream{}
 	streamPool.Put(s)
 	return nil
+}
+
+// isModelError reports whether err is a *ModelError (apart from Close's
+// hot path, where a pointer for errors.As would escape on every call).
+func isModelError(err error) bool {
+	var me *ModelError
+	return errors.As(err, &me)
 }
 
 func (s *Stream) captureEvent(now time.Time) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/berth-io/berth/internal/awsapi"
@@ -67,7 +68,12 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 	received := time.Now()
 	id := awsapi.NewRequestID()
 	name, _ := fastEndpoint(fr.Path)
-	req := router.Request{
+	req := requestPool.Get().(*router.Request)
+	defer func() {
+		*req = router.Request{}
+		requestPool.Put(req)
+	}()
+	*req = router.Request{
 		Body:          fr.Body,
 		ContentLength: int64(len(fr.Body)),
 		BodyBorrowed:  true,
@@ -92,11 +98,11 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 		}
 	}
 	endpoint := string(name)
-	if err := validate(endpoint, &req); err != nil {
+	if err := validate(endpoint, req); err != nil {
 		h.fastFail(ctx, fr, w, id, err)
 		return
 	}
-	s, err := h.router.Open(ctx, endpoint, &req)
+	s, err := h.router.Open(ctx, endpoint, req)
 	if err != nil {
 		h.fastFail(ctx, fr, w, id, err)
 		return
@@ -142,6 +148,10 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 	// Answer before Close records metrics and hands off capture and shadow.
 	w.Send()
 }
+
+// requestPool: the router's Request would escape to the heap on every
+// invocation (it goes through the Invoker interface).
+var requestPool = sync.Pool{New: func() any { return new(router.Request) }}
 
 type fastErrKey struct{}
 
