@@ -476,10 +476,14 @@ func (pc *pconn) alive() bool {
 		return true
 	}
 	pc.peekState = 0
-	if err := pc.raw.Read(pc.peekFn); err != nil {
-		return false
+	err := pc.raw.Read(pc.peekFn)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// The last exchange's deadline passed while the connection sat
+		// idle; it says nothing about the connection. Clear it and look.
+		pc.setDeadline(time.Time{})
+		err = pc.raw.Read(pc.peekFn)
 	}
-	return pc.peekState == 1
+	return err == nil && pc.peekState == 1
 }
 
 func (pc *pconn) peek(fd uintptr) bool {

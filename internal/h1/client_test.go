@@ -666,3 +666,27 @@ func TestClientAbort(t *testing.T) {
 		t.Fatalf("Do after Abort: %v", err)
 	}
 }
+
+// TestClientReusesConnectionPastItsDeadline: a connection pooled with the
+// last exchange's deadline still set is reused after that deadline
+// passed while it sat idle.
+func TestClientReusesConnectionPastItsDeadline(t *testing.T) {
+	srv, conns := countingServer(t, echoHandler)
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	for i := range 2 {
+		resp, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("x"),
+			Deadline: time.Now().Add(50 * time.Millisecond)})
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if _, err := resp.ReadBody(nil, 10); err != nil {
+			t.Fatal(err)
+		}
+		resp.Close()
+		time.Sleep(2 * peekAfter) // past the deadline and old enough to be checked
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+}
