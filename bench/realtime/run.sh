@@ -378,24 +378,19 @@ for c in "${CONCS[@]}"; do
   [[ $line == *"| no |" ]] && meets=no
 done
 
-if [[ -n ${BERTH_B:-} ]]; then
+# other_table TARGET: berth against another target, and that target
+# against the better nginx.
+other_table() {
   echo
-  echo "| c | berth/berth-b | berth-b/best nginx |"
+  echo "| c | berth/$1 | $1/best nginx |"
   echo "|---:|---:|---:|"
   for c in "${CONCS[@]}"; do
-    awk -v b="${RPS[berth,$c]}" -v l="${RPS[berth-b,$c]}" -v n1="${RPS[nginx-w1,$c]}" -v n2="${RPS[nginx-w2,$c]}" \
+    awk -v b="${RPS[berth,$c]}" -v l="${RPS[$1,$c]}" -v n1="${RPS[nginx-w1,$c]}" -v n2="${RPS[nginx-w2,$c]}" \
       -v c="$c" 'BEGIN {printf "| %s | %.2f | %.2f |\n", c, b/l, l/(n1 > n2 ? n1 : n2)}'
   done
-fi
-if [[ ${LOOPROXY:-} == 1 ]]; then
-  echo
-  echo "| c | berth/looproxy | looproxy/best nginx |"
-  echo "|---:|---:|---:|"
-  for c in "${CONCS[@]}"; do
-    awk -v b="${RPS[berth,$c]}" -v l="${RPS[looproxy,$c]}" -v n1="${RPS[nginx-w1,$c]}" -v n2="${RPS[nginx-w2,$c]}" \
-      -v c="$c" 'BEGIN {printf "| %s | %.2f | %.2f |\n", c, b/l, l/(n1 > n2 ? n1 : n2)}'
-  done
-fi
+}
+if [[ -n ${BERTH_B:-} ]]; then other_table berth-b; fi
+if [[ ${LOOPROXY:-} == 1 ]]; then other_table looproxy; fi
 
 # Rounds run back to back share the machine's state of the moment, so the
 # ratio within each round is steadier than the ratio of medians across
