@@ -30,7 +30,8 @@
 #                     design, not a product), as target "looproxy"
 #        BERTH_B=path also measure this second berth binary, as target
 #                     "berth-b" (an A/B of two builds in one run)
-#        PERFSTAT=1   also count, with `perf stat`, the system calls and
+#        PERFSTAT=1   also count, with `perf stat` (Debian package linux-perf,
+#                     like PERF=1), the system calls and
 #                     context switches per request of each proxy (and the
 #                     direct server) during the last round
 #        PERF=1       also record `perf record -g` of berth during its

@@ -402,8 +402,9 @@ type pconn struct {
 	r, w      int
 	wbuf      []byte
 	idleAt    time.Time
-	deadline  time.Time // deadline currently set on nc
-	interrupt func()    // sets an immediate deadline; for context.AfterFunc
+	deadline  time.Time     // deadline currently set on nc
+	slack     time.Duration // how much later than asked deadline was set
+	interrupt func()        // sets an immediate deadline; for context.AfterFunc
 	peekFn    func(fd uintptr) bool
 	peekState int8 // result of the last peek: 1 alive, 0 closed or unknown
 }
@@ -421,27 +422,26 @@ func newPconn(nc net.Conn, hp *hostPool) *pconn {
 	return pc
 }
 
-// setDeadline sets the connection's deadline to dl, or keeps the one set
-// when it is later than dl by at most 1/64 of the time left: every request
-// on a busy connection asks for a slightly later deadline, and re-arming
-// the runtime's timer each time costs more than a timeout that fires up to
-// 1.6 % late. A deadline it sets is padded the same way, so that it lasts
-// for the requests of the next stretch of time.
+// setDeadline sets the connection's deadline to dl plus a padding of 1/64
+// of the time left, or keeps the one set while dl is no earlier than it
+// minus its padding: every request on a busy connection asks for a
+// slightly later deadline, and re-arming the runtime's timer each time
+// costs more than a timeout that fires up to 1.6 % late. Keeping compares
+// with the remembered padding, so it reads no clock.
 func (pc *pconn) setDeadline(dl time.Time) {
 	if dl.IsZero() || pc.deadline.IsZero() {
 		if !dl.Equal(pc.deadline) {
 			_ = pc.nc.SetDeadline(dl)
-			pc.deadline = dl
+			pc.deadline, pc.slack = dl, 0
 		}
 		return
 	}
-	slack := time.Until(dl) / 64
-	if !pc.deadline.Before(dl) && pc.deadline.Sub(dl) <= slack {
+	if !pc.deadline.Before(dl) && pc.deadline.Sub(dl) <= pc.slack {
 		return
 	}
-	dl = dl.Add(max(slack, 0))
-	_ = pc.nc.SetDeadline(dl)
-	pc.deadline = dl
+	pc.slack = max(time.Until(dl)/64, 0)
+	pc.deadline = dl.Add(pc.slack)
+	_ = pc.nc.SetDeadline(pc.deadline)
 }
 
 func (pc *pconn) close() {

@@ -14,7 +14,7 @@ import (
 // not bracketed by the runtime's system-call bookkeeping. That matters on
 // loopback, where a write runs the receiver's TCP stack and wakes it inside
 // the call: long enough for sysmon to take the P away and hand it to
-// another thread, which costs two thread switches per request.
+// another thread (see BENCHMARKS.md for what that cost).
 //
 // A sockIO is used by one goroutine at a time (reads and writes of a
 // connection are never concurrent here).
