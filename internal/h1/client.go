@@ -223,8 +223,30 @@ func ctxErr(ctx context.Context, err error) error {
 // touched reports whether req.BodyReader was read from; gotByte whether
 // any response byte arrived.
 func (c *Client) exchange(pc *pconn, req *Request, resp *Response) (touched, gotByte bool, err error) {
-	if touched, err = pc.writeRequest(req); err != nil {
+	out, touched, err := pc.writeRequest(req)
+	if err != nil {
 		return touched, false, fmt.Errorf("write request: %w", err)
+	}
+	if out != nil {
+		// The whole request is in out: write it and read the first bytes
+		// of the answer in one step (see sockIO.WriteRead).
+		if pc.r == pc.w {
+			pc.r, pc.w = 0, 0
+		}
+		if pc.w == len(pc.buf) {
+			if _, err := pc.sock.Write(out); err != nil {
+				return false, false, fmt.Errorf("write request: %w", err)
+			}
+		} else {
+			n, werr, rerr := pc.sock.WriteRead(out, pc.buf[pc.w:])
+			if werr != nil {
+				return false, false, fmt.Errorf("write request: %w", werr)
+			}
+			if n == 0 {
+				return false, false, fmt.Errorf("read response: %w", rerr)
+			}
+			pc.w += n
+		}
 	}
 	gotByte, err = pc.readHead(resp, c.opts.MaxHeaderBytes, req.Method == "HEAD")
 	if err != nil {
@@ -417,7 +439,7 @@ func newPconn(nc net.Conn, hp *hostPool) *pconn {
 			pc.raw = raw
 		}
 	}
-	pc.interrupt = func() { _ = pc.nc.SetDeadline(time.Unix(1, 0)) }
+	pc.interrupt = func() { _ = pc.nc.SetDeadline(aLongTimeAgo) }
 	pc.peekFn = pc.peek
 	return pc
 }
@@ -495,9 +517,10 @@ func (pc *pconn) peek(fd uintptr) bool {
 	return true
 }
 
-// writeRequest formats and writes req. touched reports whether
-// req.BodyReader was read from.
-func (pc *pconn) writeRequest(req *Request) (touched bool, err error) {
+// writeRequest formats and writes req. A request that fits one write is
+// returned in out instead, for the caller to write; otherwise out is nil.
+// touched reports whether req.BodyReader was read from.
+func (pc *pconn) writeRequest(req *Request) (out []byte, touched bool, err error) {
 	b := pc.wbuf[:0]
 	b = append(b, methodOr(req.Method)...)
 	b = append(b, ' ')
@@ -523,16 +546,15 @@ func (pc *pconn) writeRequest(req *Request) (touched bool, err error) {
 	if req.BodyReader == nil && n <= smallBody {
 		b = append(b, req.Body...)
 		pc.keepWbuf(b)
-		_, err = pc.sock.Write(b)
-		return false, err
+		return b, false, nil
 	}
 	pc.keepWbuf(b)
 	if _, err = pc.sock.Write(b); err != nil {
-		return false, err
+		return nil, false, err
 	}
 	if req.BodyReader == nil {
 		_, err = pc.sock.Write(req.Body)
-		return false, err
+		return nil, false, err
 	}
 	buf := pc.wbuf[:cap(pc.wbuf)]
 	if len(buf) < 32<<10 {
@@ -548,7 +570,7 @@ func (pc *pconn) writeRequest(req *Request) (touched bool, err error) {
 		m, rerr := io.ReadFull(req.BodyReader, chunk)
 		if m > 0 {
 			if _, err = pc.sock.Write(chunk[:m]); err != nil {
-				return true, err
+				return nil, true, err
 			}
 			left -= int64(m)
 		}
@@ -556,10 +578,10 @@ func (pc *pconn) writeRequest(req *Request) (touched bool, err error) {
 			if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
 				rerr = fmt.Errorf("request body shorter than its length %d", n)
 			}
-			return true, fmt.Errorf("read request body: %w", rerr)
+			return nil, true, fmt.Errorf("read request body: %w", rerr)
 		}
 	}
-	return true, nil
+	return nil, true, nil
 }
 
 // keepWbuf keeps b's array for the next request unless it grew large.
@@ -605,6 +627,7 @@ func (pc *pconn) fill(limit int) (int, error) {
 // readHead reads and parses a response head, skipping 1xx informational
 // responses.
 func (pc *pconn) readHead(resp *Response, maxHeader int, head bool) (gotByte bool, err error) {
+	gotByte = pc.w > pc.r // read with the request (exchange)
 	scan := 0
 	for {
 		end, resume, err := findHeaderEnd(pc.buf[pc.r:pc.w], scan)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -162,16 +163,22 @@ func (l *Listener) Close() error {
 		close(l.done)
 		err = l.inner.Close()
 		l.cancel()
+		// An idle connection's goroutine is waiting for a request, maybe
+		// inside serveInline's read, which Close would wait for: expire
+		// its read deadline instead, and it closes the connection itself.
 		l.mu.Lock()
 		for sc := range l.active {
 			if sc.idle.Load() {
-				sc.nc.Close()
+				_ = sc.nc.SetReadDeadline(aLongTimeAgo)
 			}
 		}
 		l.mu.Unlock()
 	})
 	return err
 }
+
+// aLongTimeAgo is a deadline that has passed: setting it interrupts I/O.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // Shutdown closes the listener and waits for fast-path connections to
 // finish their current request; when ctx ends first it closes them all.
@@ -187,11 +194,18 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
+		// Interrupt every connection's I/O, then close them outside the
+		// lock: Close waits for a request being served inline to return.
 		l.mu.Lock()
+		busy := make([]net.Conn, 0, len(l.active))
 		for sc := range l.active {
-			sc.nc.Close()
+			_ = sc.nc.SetDeadline(aLongTimeAgo)
+			busy = append(busy, sc.nc)
 		}
 		l.mu.Unlock()
+		for _, nc := range busy {
+			nc.Close()
+		}
 		<-done
 		return ctx.Err()
 	}
@@ -228,12 +242,28 @@ type serverConn struct {
 	out      []byte
 	bodyBuf  []byte
 	sentAt   time.Time // when the last response was written (saves a clock read)
+
+	// State of serveInline's callback.
+	inlineFn func(fd uintptr) bool
+	first    bool // no request served yet
+	armed    bool // the header timeout runs for a request begun
+	exit     inlineExit
 }
 
+// inlineExit says why serveInline returned.
+type inlineExit int8
+
+const (
+	exitClose    inlineExit = iota // close the connection
+	exitHandover                   // Match declined the request in the buffer
+	exitSlow                       // the buffer holds a request serve finishes
+)
+
 func newServerConn(l *Listener, nc net.Conn) *serverConn {
-	sc := &serverConn{l: l, nc: nc, buf: make([]byte, 4096)}
+	sc := &serverConn{l: l, nc: nc, buf: make([]byte, 4096), first: true}
 	sc.sock.init(nc)
 	sc.resp.sc = sc
+	sc.inlineFn = sc.onReadable
 	return sc
 }
 
@@ -276,34 +306,30 @@ func (sc *serverConn) serve() {
 		}
 		sc.untrack()
 	}()
-	opts := &sc.l.opts
-	first := true
 	for {
 		if sc.r == sc.w {
 			sc.r, sc.w = 0, 0
-			wait := opts.IdleTimeout
-			if first {
-				wait = opts.HeaderTimeout
-			}
-			now := sc.sentAt
-			if now.IsZero() {
-				now = time.Now()
-			}
-			sc.sentAt = time.Time{}
-			sc.setReadDeadline(now, wait)
-			sc.idle.Store(true)
-			if sc.l.closing.Load() {
+			if !sc.waitIdle() {
 				return
 			}
-			n, err := sc.sock.Read(sc.buf)
-			sc.idle.Store(false)
-			if n == 0 {
-				_ = err
-				return
+			if sc.sock.raw != nil {
+				switch sc.serveInline() {
+				case exitClose:
+					return
+				case exitHandover:
+					handed = sc.handover()
+					return
+				}
+			} else {
+				n, _ := sc.sock.Read(sc.buf)
+				sc.idle.Store(false)
+				if n == 0 {
+					return
+				}
+				sc.w = n
 			}
-			sc.w = n
 		}
-		first = false
+		sc.first = false
 		end, ok := sc.readHead()
 		if end < 0 {
 			return // timed out or closed while reading headers
@@ -315,6 +341,7 @@ func (sc *serverConn) serve() {
 		if !sc.readBody(end) {
 			return
 		}
+		sc.armed = false
 		if !sc.serveOne() {
 			return
 		}
@@ -324,13 +351,143 @@ func (sc *serverConn) serve() {
 	}
 }
 
+// waitIdle sets the deadline for the next request (the header timeout for
+// a connection's first) and marks the connection idle; false means the
+// listener is closing.
+func (sc *serverConn) waitIdle() bool {
+	wait := sc.l.opts.IdleTimeout
+	if sc.first {
+		wait = sc.l.opts.HeaderTimeout
+	}
+	now := sc.sentAt
+	if now.IsZero() {
+		now = time.Now()
+	}
+	sc.sentAt = time.Time{}
+	sc.setReadDeadline(now, wait)
+	// Listener.Close interrupts idle connections through their deadline,
+	// so the flag goes up after the deadline is set and closing is read
+	// after the flag.
+	sc.idle.Store(true)
+	return !sc.l.closing.Load()
+}
+
+// serveInline serves requests inside one RawConn.Read call that lasts as
+// long as requests keep arriving whole (head and body in what one wait
+// delivers) and Match takes them. The point is the read it saves: after a
+// response is written, the next read would find nothing and return EAGAIN
+// before the goroutine parks, a system call per request. A separate
+// RawConn.Read per request cannot skip it, because each call starts by
+// forgetting readiness reported earlier (data that arrived in between would
+// never wake the wait). Inside one call nothing is forgotten, so once a read
+// has drained the socket the callback returns false and the runtime parks
+// the goroutine until more bytes arrive.
+//
+// The connection's read lock is held all along, so nothing else may read
+// it; Listener.Close and Shutdown interrupt it through the deadline.
+func (sc *serverConn) serveInline() inlineExit {
+	sc.exit = exitClose
+	if err := sc.sock.raw.Read(sc.inlineFn); err != nil {
+		return exitClose // deadline, close or reset
+	}
+	return sc.exit
+}
+
+// onReadable is serveInline's callback: it reads what has arrived, serves
+// every whole request in the buffer, and returns false to wait for more or
+// true (with sc.exit set) to leave.
+func (sc *serverConn) onReadable(fd uintptr) bool {
+	opts := &sc.l.opts
+	for {
+		if sc.r == sc.w {
+			sc.r, sc.w = 0, 0
+		}
+		if sc.w == len(sc.buf) {
+			if sc.r == 0 {
+				sc.exit = exitSlow // a long head: readHead grows the buffer
+				return true
+			}
+			sc.w = copy(sc.buf, sc.buf[sc.r:sc.w])
+			sc.r = 0
+		}
+		n, errno := rawRead(fd, sc.buf[sc.w:])
+		switch errno {
+		case 0:
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		default:
+			sc.exit = exitClose
+			return true
+		}
+		if n == 0 {
+			sc.exit = exitClose
+			return true
+		}
+		raceAcquireIO(fd)
+		sc.idle.Store(false)
+		drained := sc.w+n < len(sc.buf) // a short read took all there was
+		sc.w += n
+		for sc.r < sc.w {
+			end, _, err := findHeaderEnd(sc.buf[sc.r:sc.w], 0)
+			if err != nil {
+				sc.exit = exitSlow // readHead refuses it the usual way
+				return true
+			}
+			if end < 0 {
+				if sc.w-sc.r >= opts.MaxHeaderBytes {
+					sc.exit = exitSlow
+					return true
+				}
+				break // wait for the rest of the head
+			}
+			req := &sc.req
+			if !parseRequestHead(sc.buf[sc.r:sc.r+end], req) || req.ContentLength > opts.MaxBodyBytes {
+				sc.exit = exitSlow
+				return true
+			}
+			start := sc.r + end
+			bodyLen := int(max(req.ContentLength, 0))
+			if sc.w-start < bodyLen {
+				sc.exit = exitSlow // readBody waits for the rest, with its own timeout
+				return true
+			}
+			req.RemoteAddr = sc.nc.RemoteAddr()
+			if !opts.Match(req) {
+				sc.exit = exitHandover
+				return true
+			}
+			req.Body = sc.buf[start : start+bodyLen]
+			sc.r = start + bodyLen
+			sc.first, sc.armed = false, false
+			if !sc.serveOne() || sc.l.closing.Load() {
+				sc.exit = exitClose
+				return true
+			}
+		}
+		if !drained {
+			continue
+		}
+		if sc.r == sc.w {
+			if !sc.waitIdle() {
+				sc.exit = exitClose
+				return true
+			}
+		} else if !sc.armed {
+			sc.setReadDeadline(time.Now(), opts.HeaderTimeout)
+			sc.armed = true
+		}
+		return false
+	}
+}
+
 // readHead reads until buf[r:] holds a complete header block and parses it
 // into sc.req. end is the block's length (-1 when the connection failed);
 // ok reports whether the fast path takes the request.
 func (sc *serverConn) readHead() (end int, ok bool) {
 	opts := &sc.l.opts
 	scan := 0
-	armed := false
 	for {
 		e, resume, err := findHeaderEnd(sc.buf[sc.r:sc.w], scan)
 		if err != nil {
@@ -344,9 +501,9 @@ func (sc *serverConn) readHead() (end int, ok bool) {
 			return 0, false
 		}
 		scan = resume
-		if !armed {
+		if !sc.armed {
 			sc.setReadDeadline(time.Now(), opts.HeaderTimeout)
-			armed = true
+			sc.armed = true
 		}
 		if sc.w == len(sc.buf) {
 			if sc.r > 0 {

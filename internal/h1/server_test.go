@@ -352,3 +352,92 @@ func TestFrontConcurrentAndNoLeaks(t *testing.T) {
 		return nil
 	})
 }
+
+// TestFrontRequestsInPieces sends requests cut at every kind of place (in
+// the request line, in the headers, between head and body, in the body)
+// with pauses between the pieces, interleaved with whole ones: the fast
+// path serves each, and no wake-up is lost while it waits for the rest.
+func TestFrontRequestsInPieces(t *testing.T) {
+	f := startFront(t, FastOptions{}, nil)
+	rc := dialRaw(t, f.addr)
+	req := invReq("0123456789")
+	cuts := []int{5, 30, strings.Index(req, "\r\n\r\n") + 2, strings.Index(req, "\r\n\r\n") + 4, len(req) - 3}
+	for i, cut := range cuts {
+		rc.send(t, req[:cut])
+		time.Sleep(20 * time.Millisecond)
+		rc.send(t, req[cut:])
+		resp, body := rc.read(t)
+		if resp.Header.Get("X-Path") != "fast" || body != "0123456789" {
+			t.Fatalf("cut %d at %d: %q %q", i, cut, resp.Header.Get("X-Path"), body)
+		}
+		rc.send(t, invReq("whole"))
+		if resp, body := rc.read(t); resp.Header.Get("X-Path") != "fast" || body != "whole" {
+			t.Fatalf("after cut %d: %q %q", i, resp.Header.Get("X-Path"), body)
+		}
+	}
+}
+
+// TestFrontManyExchanges runs thousands of requests on one connection,
+// some pipelined in pairs and some cut in two, each answer read before the
+// next is sent: a lost wake-up would stall until the client's deadline.
+func TestFrontManyExchanges(t *testing.T) {
+	f := startFront(t, FastOptions{}, nil)
+	rc := dialRaw(t, f.addr)
+	for i := range 3000 {
+		a, b := invReq(fmt.Sprintf("a%d", i)), invReq(fmt.Sprintf("b%d", i))
+		switch i % 3 {
+		case 0:
+			rc.send(t, a)
+		case 1:
+			rc.send(t, a+b)
+		case 2:
+			rc.send(t, a[:len(a)/2])
+			rc.send(t, a[len(a)/2:])
+		}
+		if _, body := rc.read(t); body != fmt.Sprintf("a%d", i) {
+			t.Fatalf("exchange %d: %q", i, body)
+		}
+		if i%3 == 1 {
+			if _, body := rc.read(t); body != fmt.Sprintf("b%d", i) {
+				t.Fatalf("exchange %d: %q", i, body)
+			}
+		}
+	}
+}
+
+// TestFrontCloseIdleAndBusy: Listener.Close closes a connection that waits
+// for its next request at once, and lets one being served answer first
+// (with Connection: close) without Close itself waiting for it.
+func TestFrontCloseIdleAndBusy(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	f := startFront(t, FastOptions{Handle: func(ctx context.Context, r *FastRequest, w *FastResponseWriter) {
+		if string(r.Body) == "hold" {
+			entered <- struct{}{}
+			<-release
+		}
+		fastEcho(ctx, r, w)
+	}}, nil)
+	idle, busy := dialRaw(t, f.addr), dialRaw(t, f.addr)
+	idle.send(t, invReq("x"))
+	idle.read(t)
+	busy.send(t, invReq("hold"))
+	<-entered
+
+	start := time.Now()
+	f.l.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if _, err := idle.br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle connection: %v, want EOF", err)
+	}
+	close(release)
+	resp, body := busy.read(t)
+	if body != "hold" || !resp.Close {
+		t.Fatalf("busy connection: %q close=%v", body, resp.Close)
+	}
+	if _, err := busy.br.ReadByte(); err != io.EOF {
+		t.Fatalf("busy connection after its answer: %v, want EOF", err)
+	}
+}

@@ -29,6 +29,13 @@ type sockIO struct {
 	errno   syscall.Errno
 	readFn  func(fd uintptr) bool
 	writeFn func(fd uintptr) bool
+
+	// WriteRead's request half.
+	out         []byte
+	wn          int
+	werrno      syscall.Errno
+	stalled     bool // the socket buffer filled before out was written
+	writeReadFn func(fd uintptr) bool
 }
 
 func (s *sockIO) init(nc net.Conn) {
@@ -42,6 +49,7 @@ func (s *sockIO) init(nc net.Conn) {
 			s.raw = raw
 			s.readFn = s.doRead
 			s.writeFn = s.doWrite
+			s.writeReadFn = s.doWriteRead
 		}
 	}
 }
@@ -120,6 +128,77 @@ func (s *sockIO) doWrite(fd uintptr) bool {
 		return true
 	}
 	return true
+}
+
+// WriteRead writes all of out, then reads into in (at least one byte, as
+// Read does). werr is the write's error (nothing was read then), rerr the
+// read's.
+//
+// Why one call: a Read right after a request was written finds nothing —
+// the answer is not there yet — and costs a system call that returns
+// EAGAIN before the goroutine parks. It cannot simply be skipped, because
+// each RawConn.Read starts by forgetting readiness the poller reported
+// earlier, so data that arrived before it would not wake the wait. Here
+// the write happens inside the read's callback, after that reset: every
+// byte of the answer arrives after it and wakes the wait, so the first
+// read is made only once there is something to read.
+func (s *sockIO) WriteRead(out, in []byte) (n int, werr, rerr error) {
+	if s.raw == nil || len(out) == 0 || len(in) == 0 {
+		if _, werr = s.Write(out); werr != nil {
+			return 0, werr, nil
+		}
+		n, rerr = s.Read(in)
+		return n, nil, rerr
+	}
+	s.out, s.wn, s.werrno, s.stalled = out, 0, 0, false
+	s.p, s.n, s.errno = in, 0, 0
+	err := s.raw.Read(s.writeReadFn)
+	wn, werrno, stalled := s.wn, s.werrno, s.stalled
+	n, errno := s.n, s.errno
+	s.out, s.p = nil, nil
+	switch {
+	case werrno != 0:
+		return 0, s.opError("write", werrno), nil
+	case wn < len(out) && err != nil:
+		return 0, err, nil
+	case stalled:
+		// Rare for a request that fits one write: finish the usual way.
+		if _, werr = s.Write(out[wn:]); werr != nil {
+			return 0, werr, nil
+		}
+		n, rerr = s.Read(in)
+		return n, nil, rerr
+	case err != nil:
+		return 0, nil, err
+	case errno != 0:
+		return 0, nil, s.opError("read", errno)
+	case n == 0:
+		return 0, nil, io.EOF
+	}
+	return n, nil, nil
+}
+
+func (s *sockIO) doWriteRead(fd uintptr) bool {
+	if s.wn == len(s.out) {
+		return s.doRead(fd) // woken: the answer (or an error) is there
+	}
+	raceReleaseIO(fd)
+	for s.wn < len(s.out) {
+		n, errno := rawWrite(fd, s.out[s.wn:])
+		switch errno {
+		case 0:
+			s.wn += n
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			s.stalled = true
+			return true
+		}
+		s.werrno = errno
+		return true
+	}
+	return false // written: wait for the answer without reading first
 }
 
 // opError wraps errno as net.Conn's methods do, so that errors.Is finds

@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -103,5 +104,85 @@ func TestSockIO(t *testing.T) {
 	}
 	if _, err := s.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Write after Close: %v", err)
+	}
+}
+
+// TestSockWriteRead checks WriteRead, which writes a request and waits for
+// the answer without first trying a read: an answer sent at once (before
+// the wait starts) must still wake it, every time; errors are reported on
+// the right side.
+func TestSockWriteRead(t *testing.T) {
+	a, b := tcpPair(t)
+	var s sockIO
+	s.init(a)
+
+	// An echo peer that answers as fast as it can.
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := b.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := b.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	a.SetDeadline(time.Now().Add(10 * time.Second)) // a missed wake-up fails, not hangs
+	in := make([]byte, 4096)
+	for i := range 3000 {
+		out := fmt.Appendf(nil, "request %d", i)
+		n, werr, rerr := s.WriteRead(out, in)
+		if werr != nil || rerr != nil {
+			t.Fatalf("exchange %d: write %v, read %v", i, werr, rerr)
+		}
+		// The echo may come back in pieces.
+		for n < len(out) {
+			m, err := s.Read(in[n:])
+			if err != nil {
+				t.Fatalf("exchange %d: %v", i, err)
+			}
+			n += m
+		}
+		if !bytes.Equal(in[:n], out) {
+			t.Fatalf("exchange %d: %q", i, in[:n])
+		}
+	}
+
+	// No answer: the read side times out.
+	c, d := tcpPair(t)
+	s.init(c)
+	c.SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, werr, rerr := s.WriteRead([]byte("x"), in); werr != nil || !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		t.Fatalf("no answer: write %v, read %v", werr, rerr)
+	}
+	// The peer closes after reading: io.EOF from the read side.
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		io.ReadFull(d, make([]byte, 2))
+		d.Close()
+	}()
+	if n, werr, rerr := s.WriteRead([]byte("y"), in); n != 0 || werr != nil || rerr != io.EOF {
+		t.Fatalf("peer closed: %d, write %v, read %v", n, werr, rerr)
+	}
+
+	// A request larger than the socket buffers is written whole first.
+	e, f := tcpPair(t)
+	s.init(e)
+	e.SetDeadline(time.Now().Add(10 * time.Second))
+	big := bytes.Repeat([]byte("z"), 8<<20)
+	go func() {
+		io.ReadFull(f, make([]byte, len(big)))
+		f.Write([]byte("done"))
+	}()
+	if n, werr, rerr := s.WriteRead(big, in); werr != nil || rerr != nil || string(in[:n]) != "done" {
+		t.Fatalf("big request: %q, write %v, read %v", in[:n], werr, rerr)
+	}
+
+	// Closed: the write side fails.
+	e.Close()
+	if _, werr, _ := s.WriteRead([]byte("x"), in); !errors.Is(werr, net.ErrClosed) {
+		t.Fatalf("after Close: write %v", werr)
 	}
 }

@@ -35,7 +35,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 			http.Error(w, "model says no", http.StatusBadRequest)
 			return
 		case "big":
-			w.Write(bytes.Repeat([]byte("x"), 3<<20))
+			w.Write(bytes.Repeat([]byte("x"), 256<<10))
 			return
 		case "slow":
 			time.Sleep(300 * time.Millisecond)
@@ -52,7 +52,7 @@ func TestFastPathMatchesNetHTTP(t *testing.T) {
 	rt := router.New(router.Options{Timeout: 150 * time.Millisecond})
 	defer rt.Close()
 	rt.Publish(&router.Endpoint{Name: "ep", Variants: []*router.Variant{{Name: "AllTraffic", Weight: 1, Instances: []router.Instance{&testInstance{model.URL}}}}})
-	h := New(rt, Options{MaxPayloadBytes: 1 << 10})
+	h := New(rt, Options{MaxPayloadBytes: 1 << 10, BufferBytes: 64 << 10})
 	api := awsapi.NewHandler(awsapi.Services{Runtime: h}, slog.New(slog.DiscardHandler))
 
 	plain := httptest.NewServer(api)
