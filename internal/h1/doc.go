@@ -50,7 +50,12 @@
 // the connections' RawConn callbacks (sock.go): the runtime poller still
 // waits, but a call is not bracketed by the runtime's system-call
 // bookkeeping, which on loopback let sysmon hand the goroutine's P to
-// another thread during a long write.
+// another thread during a long write. And neither makes the read that
+// would find nothing: the listener serves a connection's requests inside
+// one long RawConn.Read (serveInline), the client writes its request
+// inside the read that waits for the answer (sockIO.WriteRead), so the
+// goroutine parks without first trying a read that returns EAGAIN — two
+// system calls per proxied request fewer, as many reads as nginx makes.
 //
 // Where berth uses it: internal/router sends every invocation whose body
 // length is known through a Client, and internal/app puts a Listener in
