@@ -233,8 +233,9 @@ func BenchmarkParseRequest(b *testing.B) {
 }
 
 // BenchmarkSockReadWouldBlock is the price of the read that finds no data
-// (EAGAIN) before a goroutine parks on the poller: the fast path makes
-// about two of them per request, nginx none (see BENCHMARKS.md).
+// (EAGAIN) before a goroutine parks on the poller: what serveInline and
+// sockIO.WriteRead save, about twice per proxied request (see
+// BENCHMARKS.md).
 func BenchmarkSockReadWouldBlock(b *testing.B) {
 	if !rawSyscalls {
 		b.Skip("raw socket calls are Linux-only")
@@ -267,5 +268,69 @@ func BenchmarkSockReadWouldBlock(b *testing.B) {
 		if _, errno := rawRead(fd, buf); errno != syscall.EAGAIN {
 			b.Fatalf("read: %v, want EAGAIN", errno)
 		}
+	}
+}
+
+// BenchmarkSockExchange is one request/answer exchange with an echo peer
+// over loopback: Write then Read (which first tries a read that finds
+// nothing, then parks) against WriteRead (which parks at once).
+func BenchmarkSockExchange(b *testing.B) {
+	for _, mode := range []string{"write+read", "writeread"} {
+		b.Run(mode, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			var s sockIO
+			s.init(c)
+			out := bytes.Repeat([]byte("x"), 200)
+			in := make([]byte, 4096)
+			for b.Loop() {
+				var n int
+				if mode == "writeread" {
+					var werr, rerr error
+					if n, werr, rerr = s.WriteRead(out, in); werr != nil || rerr != nil {
+						b.Fatal(werr, rerr)
+					}
+				} else {
+					if _, err := s.Write(out); err != nil {
+						b.Fatal(err)
+					}
+					if n, err = s.Read(in); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for n < len(out) { // the echo may come back in pieces
+					m, err := s.Read(in[n:])
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += m
+				}
+			}
+		})
 	}
 }
