@@ -80,7 +80,7 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 	cmd.Env = env
 	cmd.Stdout = stdout
 	cmd.Stderr = tail
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr()
 	// A grandchild holding stderr open must not keep Wait from returning.
 	cmd.WaitDelay = time.Second
 	if err := r.startCmd(cmd); err != nil {

@@ -7,9 +7,10 @@
 // (never berth's own: no AWS credentials, no BERTH_* settings), the
 // SageMaker variables SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE and
 // SM_MODEL_DIR, and leads its own process group, which is what Stop
-// signals. Processes die with berth: they are forked with
+// signals. On Linux processes die with berth: they are forked with
 // Pdeathsig=SIGKILL from one dedicated OS thread that lives as long as the
-// Runtime, and SweepStrays kills whatever a crashed berth left behind.
+// Runtime, and SweepStrays kills whatever a crashed berth left behind
+// (other systems have neither; berth is built and tested for Linux).
 //
 // Ports: every process start takes a fresh lease of 1+SafePorts ports on
 // 127.0.0.1, released when the process exits. The first is
