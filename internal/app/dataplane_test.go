@@ -397,18 +397,30 @@ func TestDataplaneLargeBodies(t *testing.T) {
 }
 
 // TestDataplaneShutdownAbandonsHangingInvocations: Shutdown waits for
-// invocations in flight until its own deadline, then abandons them at once
-// (they are served on the fast path, under a context nobody cancels).
+// invocations in flight until its own deadline, then abandons them at once:
+// one on the fast path and one with a chunked body (net/http on both
+// sides), both under contexts nobody cancels.
 func TestDataplaneShutdownAbandonsHangingInvocations(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	s := startServer(t, cfg)
 	s.deploy(t, "hangs", map[string]string{"TESTSERVER_SLEEP": "30s"}, "", 1)
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() {
 		_, err := s.invoke(t, "hangs", "x")
 		done <- err
 	}()
-	time.Sleep(200 * time.Millisecond) // the request reached the model
+	go func() {
+		// No length: the body goes chunked, through the router's Transport.
+		resp, err := http.Post(s.url+"/endpoints/hangs/invocations", "text/csv", io.MultiReader(strings.NewReader("y")))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		done <- err // nil: answered 200
+	}()
+	time.Sleep(300 * time.Millisecond) // the requests reached the model
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -416,12 +428,14 @@ func TestDataplaneShutdownAbandonsHangingInvocations(t *testing.T) {
 	if d := time.Since(start); d > 15*time.Second {
 		t.Fatalf("Shutdown took %v with a 300ms grace period", d)
 	}
-	select {
-	case err := <-done:
-		if err == nil {
-			t.Fatal("the hanging invocation succeeded")
+	for range 2 {
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Fatal("a hanging invocation succeeded")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a hanging invocation was not abandoned")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the hanging invocation was not abandoned")
 	}
 }

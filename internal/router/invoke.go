@@ -408,9 +408,10 @@ type invocation struct {
 	deadline time.Time
 
 	// Transport only (nil otherwise).
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	timer  *time.Timer
+	ctx         context.Context
+	cancel      context.CancelCauseFunc
+	timer       *time.Timer
+	stopAbandon func() bool // unregisters the cancellation by Abandon
 }
 
 func (r *Router) newInvocation(parent context.Context, start time.Time, transport bool) invocation {
@@ -419,6 +420,7 @@ func (r *Router) newInvocation(parent context.Context, start time.Time, transpor
 		ctx, cancel := context.WithCancelCause(parent)
 		inv.ctx, inv.cancel = ctx, cancel
 		inv.timer = time.AfterFunc(inv.deadline.Sub(r.opts.Now()), func() { cancel(errInvocationTimeout) })
+		inv.stopAbandon = context.AfterFunc(r.abandonCtx, func() { cancel(errAbandoned) })
 	}
 	return inv
 }
@@ -438,6 +440,7 @@ func (inv *invocation) extend(deadline time.Time, body io.ReadCloser) {
 func (inv *invocation) end() {
 	if inv.timer != nil {
 		inv.timer.Stop()
+		inv.stopAbandon()
 		inv.cancel(nil)
 	}
 }

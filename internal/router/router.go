@@ -164,6 +164,10 @@ type Router struct {
 	closing   context.Context
 	close     context.CancelFunc
 	abandon   atomic.Bool // set by Abandon
+	// abandonCtx is cancelled by Abandon: it interrupts invocations that go
+	// through the Transport (the h1 client is interrupted by its Abort).
+	abandonCtx    context.Context
+	abandonCancel context.CancelFunc
 }
 
 // New returns an empty Router.
@@ -214,6 +218,7 @@ func New(opts Options) *Router {
 		closing:   closing,
 		close:     cancel,
 	}
+	r.abandonCtx, r.abandonCancel = context.WithCancel(context.Background())
 	empty := map[string]*table{}
 	r.tables.Store(&empty)
 	return r
@@ -227,6 +232,7 @@ var errAbandoned = fault.New(fault.Unavailable, "The server is shutting down and
 // called.
 func (r *Router) Abandon() {
 	r.abandon.Store(true)
+	r.abandonCancel()
 	r.close()
 	r.upstream.Abort()
 }

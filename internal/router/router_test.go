@@ -507,3 +507,44 @@ func TestLargeBodiesBothWays(t *testing.T) {
 		t.Fatalf("3 MB echo: %v", err)
 	}
 }
+
+// TestAbandonInterruptsEveryPath: Abandon fails invocations in progress at
+// once, whether their body has a length (h1 client) or not (Transport),
+// although the callers' contexts never end.
+func TestAbandonInterruptsEveryPath(t *testing.T) {
+	arrived := make(chan struct{}, 2)
+	hanging := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	})
+	r := newRouter(t, Options{Timeout: time.Minute})
+	r.Publish(one("hanging", hanging))
+	errs := make(chan error, 2)
+	for _, req := range []Request{
+		{Body: []byte("sized")},
+		{BodyReader: io.MultiReader(strings.NewReader("unsized")), ContentLength: -1},
+	} {
+		go func() {
+			_, err := r.Invoke(context.Background(), "hanging", req)
+			errs <- err
+		}()
+	}
+	<-arrived
+	<-arrived
+	start := time.Now()
+	r.Abandon()
+	for range 2 {
+		select {
+		case err := <-errs:
+			if fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "abandoned") {
+				t.Errorf("abandoned invocation: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an invocation was not abandoned")
+		}
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("abandoning took %v", d)
+	}
+}
