@@ -277,33 +277,8 @@ func BenchmarkSockReadWouldBlock(b *testing.B) {
 func BenchmarkSockExchange(b *testing.B) {
 	for _, mode := range []string{"write+read", "writeread"} {
 		b.Run(mode, func(b *testing.B) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				defer c.Close()
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c, peer := tcpPair(b)
+			go echoPeer(peer)
 			var s sockIO
 			s.init(c)
 			out := bytes.Repeat([]byte("x"), 200)
@@ -319,6 +294,7 @@ func BenchmarkSockExchange(b *testing.B) {
 					if _, err := s.Write(out); err != nil {
 						b.Fatal(err)
 					}
+					var err error
 					if n, err = s.Read(in); err != nil {
 						b.Fatal(err)
 					}

@@ -113,21 +113,31 @@ func (s *sockIO) Write(p []byte) (int, error) {
 
 func (s *sockIO) doWrite(fd uintptr) bool {
 	raceReleaseIO(fd)
-	for s.n < len(s.p) {
-		n, errno := rawWrite(fd, s.p[s.n:])
-		switch errno {
-		case 0:
-			s.n += n
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // wait until writable, then call again
-		}
+	switch errno := rawWriteAll(fd, s.p, &s.n); errno {
+	case 0:
+		return true
+	case syscall.EAGAIN:
+		return false // wait until writable, then call again
+	default:
 		s.errno = errno
 		return true
 	}
-	return true
+}
+
+// rawWriteAll writes p[*done:], advancing *done, until all of it is
+// written (0), the socket buffer is full (EAGAIN) or the write fails.
+func rawWriteAll(fd uintptr, p []byte, done *int) syscall.Errno {
+	for *done < len(p) {
+		n, errno := rawWrite(fd, p[*done:])
+		switch errno {
+		case 0:
+			*done += n
+		case syscall.EINTR:
+		default:
+			return errno
+		}
+	}
+	return 0
 }
 
 // WriteRead writes all of out, then reads into in (at least one byte, as
@@ -183,22 +193,16 @@ func (s *sockIO) doWriteRead(fd uintptr) bool {
 		return s.doRead(fd) // woken: the answer (or an error) is there
 	}
 	raceReleaseIO(fd)
-	for s.wn < len(s.out) {
-		n, errno := rawWrite(fd, s.out[s.wn:])
-		switch errno {
-		case 0:
-			s.wn += n
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			s.stalled = true
-			return true
-		}
+	switch errno := rawWriteAll(fd, s.out, &s.wn); errno {
+	case 0:
+		return false // written: wait for the answer without reading first
+	case syscall.EAGAIN:
+		s.stalled = true
+		return true
+	default:
 		s.werrno = errno
 		return true
 	}
-	return false // written: wait for the answer without reading first
 }
 
 // opError wraps errno as net.Conn's methods do, so that errors.Is finds

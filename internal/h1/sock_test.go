@@ -13,7 +13,7 @@ import (
 )
 
 // tcpPair returns both ends of a loopback TCP connection.
-func tcpPair(t *testing.T) (*net.TCPConn, *net.TCPConn) {
+func tcpPair(t testing.TB) (*net.TCPConn, *net.TCPConn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,19 +116,7 @@ func TestSockWriteRead(t *testing.T) {
 	var s sockIO
 	s.init(a)
 
-	// An echo peer that answers as fast as it can.
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := b.Read(buf)
-			if err != nil {
-				return
-			}
-			if _, err := b.Write(buf[:n]); err != nil {
-				return
-			}
-		}
-	}()
+	go echoPeer(b)
 	a.SetDeadline(time.Now().Add(10 * time.Second)) // a missed wake-up fails, not hangs
 	in := make([]byte, 4096)
 	for i := range 3000 {
@@ -184,5 +172,19 @@ func TestSockWriteRead(t *testing.T) {
 	e.Close()
 	if _, werr, _ := s.WriteRead([]byte("x"), in); !errors.Is(werr, net.ErrClosed) {
 		t.Fatalf("after Close: write %v", werr)
+	}
+}
+
+// echoPeer writes back what it reads, as fast as it can, until c fails.
+func echoPeer(c net.Conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return
+		}
+		if _, err := c.Write(buf[:n]); err != nil {
+			return
+		}
 	}
 }
