@@ -267,25 +267,30 @@ func newServerConn(l *Listener, nc net.Conn) *serverConn {
 	return sc
 }
 
-// setReadDeadline sets the read deadline to now+d, skipping the call when
-// the deadline already set is at most d/16 earlier (so a busy connection
-// does not touch its timer on every request).
+// setReadDeadline sets the read deadline to now+d, unless the one set is
+// close enough (see renewDeadline).
 func (sc *serverConn) setReadDeadline(now time.Time, d time.Duration) {
-	t := now.Add(d)
-	if !sc.rdl.IsZero() && !t.Before(sc.rdl) && t.Sub(sc.rdl) < d/16 {
-		return
+	if t, ok := renewDeadline(&sc.rdl, now, d); ok {
+		_ = sc.nc.SetReadDeadline(t)
 	}
-	sc.rdl = t
-	_ = sc.nc.SetReadDeadline(t)
 }
 
 func (sc *serverConn) setWriteDeadline(now time.Time, d time.Duration) {
-	t := now.Add(d)
-	if !sc.wdl.IsZero() && !t.Before(sc.wdl) && t.Sub(sc.wdl) < d/16 {
-		return
+	if t, ok := renewDeadline(&sc.wdl, now, d); ok {
+		_ = sc.nc.SetWriteDeadline(t)
 	}
-	sc.wdl = t
-	_ = sc.nc.SetWriteDeadline(t)
+}
+
+// renewDeadline records and returns now+d as the deadline to set, or
+// reports false when the one set (*cur) is at most d/16 earlier: a busy
+// connection need not touch its timer on every request.
+func renewDeadline(cur *time.Time, now time.Time, d time.Duration) (time.Time, bool) {
+	t := now.Add(d)
+	if !cur.IsZero() && !t.Before(*cur) && t.Sub(*cur) < d/16 {
+		return time.Time{}, false
+	}
+	*cur = t
+	return t, true
 }
 
 func (sc *serverConn) untrack() {
