@@ -145,6 +145,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		StartupTimeout: cfg.Runtime.StartupTimeout,
 		MaxInstances:   cfg.Limits.MaxInstances,
 		DrainTimeout:   cfg.Limits.InvocationTimeout,
+		SettleWait:     cfg.Endpoints.SettleWait,
 		NewCapturer: func(endpoint string, cc capture.Config) controlplane.Capturer {
 			return capture.New(endpoint, cc, a.objects, capture.Options{FlushInterval: cfg.Capture.FlushInterval, Logger: logger})
 		},
@@ -215,6 +216,9 @@ func (a *App) Start(ctx context.Context) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
 	}
+	// Calls waiting for their endpoint to settle answer at once on
+	// shutdown instead of holding it up.
+	a.server.RegisterOnShutdown(a.cp.StopSettleWaits)
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.server.Serve(a.fast) }()
 	if err := a.cp.Restore(ctx); err != nil {

@@ -40,6 +40,8 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Capture tunes data capture.
 	Capture Capture `yaml:"capture"`
+	// Endpoints tunes the endpoint API calls.
+	Endpoints Endpoints `yaml:"endpoints"`
 }
 
 // Capture tunes how captured invocations are written.
@@ -114,6 +116,7 @@ func Default() Config {
 			InvocationTimeout: 60 * time.Second,
 			MaxInstances:      64,
 		},
+		Endpoints: Endpoints{SettleWait: 5 * time.Second},
 	}
 }
 
@@ -170,5 +173,25 @@ func (c *Config) Validate() error {
 	if c.Limits.MaxPayloadBytes <= 0 || c.Limits.InvocationTimeout <= 0 || c.Limits.MaxInstances <= 0 {
 		return errors.New("limits: max_payload_bytes, invocation_timeout and max_instances must be positive")
 	}
+	if c.Endpoints.SettleWait < 0 || c.Endpoints.SettleWait > MaxSettleWait {
+		return fmt.Errorf("endpoints: settle_wait %s must be between 0 and %s", c.Endpoints.SettleWait, MaxSettleWait)
+	}
 	return nil
 }
+
+// Endpoints tunes how CreateEndpoint and UpdateEndpoint answer.
+type Endpoints struct {
+	// SettleWait is how long CreateEndpoint, UpdateEndpoint and
+	// UpdateEndpointWeightsAndCapacities wait, before they answer, for the
+	// endpoint to settle (InService or Failed). The AWS SDKs' waiters
+	// describe the endpoint once and then sleep 30 s between polls, so an
+	// endpoint that settles within this bound is seen InService by a
+	// waiter's first poll. The answer is SageMaker's either way, only
+	// later; 0 answers at once. At most 30 s, well within the SDKs' 60 s
+	// read timeout (a timed-out CreateEndpoint retried by an SDK would fail
+	// as already existing).
+	SettleWait time.Duration `yaml:"settle_wait"`
+}
+
+// MaxSettleWait bounds Endpoints.SettleWait.
+const MaxSettleWait = 30 * time.Second

@@ -169,6 +169,7 @@ func (s *Service) CreateEndpoint(ctx context.Context, name, configName string, t
 		return err
 	}
 	s.startTransition(name, func(ctx context.Context, le *liveEndpoint) { s.deploy(ctx, le, dep, StatusCreating) })
+	s.awaitSettled(ctx, name)
 	return nil
 }
 
@@ -446,6 +447,9 @@ func (s *Service) changeEndpoint(ctx context.Context, name string, change func(s
 		rec.Body, rec.Status, rec.Modified = data, status, s.opts.Now()
 		return nil
 	})
+	if err == nil {
+		s.settle.notify()
+	}
 	return err
 }
 
@@ -523,6 +527,7 @@ func (s *Service) DeleteEndpoint(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	s.settle.notify() // a create waiting on this endpoint answers now
 	s.startDelete(name)
 	return nil
 }
@@ -596,6 +601,7 @@ func (s *Service) UpdateEndpoint(ctx context.Context, name, configName string, d
 		policy = cur.DeploymentConfig
 	}
 	s.startTransition(name, func(ctx context.Context, le *liveEndpoint) { s.update(ctx, le, dep, policy) })
+	s.awaitSettled(ctx, name)
 	return nil
 }
 
@@ -850,6 +856,7 @@ func (s *Service) UpdateEndpointWeightsAndCapacities(ctx context.Context, name s
 		return err
 	}
 	s.startTransition(name, func(ctx context.Context, le *liveEndpoint) { s.scale(ctx, le, desired) })
+	s.awaitSettled(ctx, name)
 	return nil
 }
 

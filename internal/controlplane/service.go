@@ -75,6 +75,10 @@ type Options struct {
 	DrainTimeout time.Duration
 	// NewCapturer starts data capture for an endpoint; nil disables it.
 	NewCapturer func(endpoint string, cfg capture.Config) Capturer
+	// SettleWait is how long CreateEndpoint, UpdateEndpoint and
+	// UpdateEndpointWeightsAndCapacities wait for the endpoint to settle
+	// before they answer; 0 answers at once.
+	SettleWait time.Duration
 	// Sleep waits between traffic-shifting steps; nil uses real timers.
 	Sleep  func(ctx context.Context, d time.Duration) error
 	Logger *slog.Logger
@@ -89,6 +93,8 @@ type Service struct {
 
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by lower-case endpoint name
+
+	settle *settleNotifier // status writes, for awaitSettled
 
 	// bg owns every background transition; Close cancels and waits.
 	bgCtx    context.Context
@@ -115,6 +121,7 @@ func New(opts Options) *Service {
 		opts:     opts,
 		log:      opts.Logger.With("component", "controlplane"),
 		live:     map[string]*liveEndpoint{},
+		settle:   newSettleNotifier(),
 		bgCtx:    ctx,
 		bgCancel: cancel,
 	}
@@ -122,6 +129,7 @@ func New(opts Options) *Service {
 
 // Close cancels background work, stops every instance and waits.
 func (s *Service) Close(ctx context.Context) {
+	s.StopSettleWaits()
 	s.bgCancel()
 	s.bg.Wait()
 	s.mu.Lock()
