@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# End-to-end test through clients nobody here wrote: builds berth, serves it
-# on a free loopback port with a throwaway data dir and the image my-sklearn:1
-# (e2e/sklearn/serve.py), trains a scikit-learn model, and runs
-# e2e/boto3_cli_test.py (boto3 and the AWS CLI) against it.
+# End-to-end test through clients nobody here wrote: runs the README's
+# walk-throughs as written (e2e/readme_test.sh, a berth of their own), then
+# builds berth, serves it on a free loopback port with a throwaway data dir
+# and the image my-sklearn:1 (e2e/sklearn/serve.py), trains a scikit-learn
+# model, and runs e2e/boto3_cli_test.py (boto3 and the AWS CLI) against it.
 #
 # Needs go, /usr/bin/python3 with boto3 and sklearn, and /usr/bin/aws
 # (Debian: python3-boto3 python3-sklearn awscli).
@@ -38,6 +39,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
+
+bash "$here/readme_test.sh"
 
 echo "building berth"
 (cd "$root" && go build -o "$tmp/berth" ./cmd/berth)
