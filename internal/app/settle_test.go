@@ -26,12 +26,15 @@ func timed(fn func()) time.Duration {
 	return time.Since(start)
 }
 
-// With the default settle wait, an endpoint whose model server starts
-// quickly is InService at the very next DescribeEndpoint after
-// CreateEndpoint, UpdateEndpoint and UpdateEndpointWeightsAndCapacities, so
-// the SDK's waiter (30 s between polls) returns from its first poll.
+// An endpoint whose model server starts quickly is InService at the very
+// next DescribeEndpoint after CreateEndpoint, UpdateEndpoint and
+// UpdateEndpointWeightsAndCapacities, so the SDK's waiter (30 s between
+// polls) returns from its first poll. The bound is raised from the default
+// 5 s so that a loaded machine cannot make the test flaky.
 func TestEndpointCallsAnswerSettled(t *testing.T) {
-	s := startServer(t, testConfig(t, t.TempDir()))
+	cfg := testConfig(t, t.TempDir())
+	cfg.Endpoints.SettleWait = 20 * time.Second
+	s := startServer(t, cfg)
 	ctx := context.Background()
 	s.createModel(t, "quick", nil, "")
 	s.createConfig(t, "quick", "quick", 1)
