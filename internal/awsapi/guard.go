@@ -129,10 +129,14 @@ func listensOnLoopback(ctx context.Context, host string) bool {
 	return true
 }
 
-// normalizeOrigin lower-cases an origin and drops a trailing "/", the form
-// browsers send.
+// normalizeOrigin puts an origin in the form browsers send: lower case,
+// no trailing "/", no default port.
 func normalizeOrigin(o string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+	o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+	if strings.HasPrefix(o, "https://") {
+		return strings.TrimSuffix(o, ":443")
+	}
+	return strings.TrimSuffix(o, ":80")
 }
 
 // HostAllowed reports whether a request with this Host header value
@@ -336,7 +340,9 @@ func isHeaderList(s string) bool {
 func (g *Guard) refuse(w http.ResponseWriter, r *http.Request, s3Code, jsonCode, msg string) {
 	id := newRequestID()
 	w.Header().Set("x-amzn-RequestId", id)
-	g.logger.Info("request refused by the browser guard", "request_id", id, "host", r.Host, "origin", r.Header.Get("Origin"), "method", r.Method, "path", r.URL.Path, "code", jsonCode)
+	// Debug: a page can send these as fast as it likes; the client is
+	// told why.
+	g.logger.Debug("request refused by the browser guard", "request_id", id, "host", r.Host, "origin", r.Header.Get("Origin"), "method", r.Method, "path", r.URL.Path, "code", jsonCode)
 	if !guardForS3(r) {
 		WriteError(w, r.WithContext(WithRequestID(r.Context(), id)), g.logger, SageMakerCatalog, &Error{Status: http.StatusForbidden, Code: jsonCode, Message: msg})
 		return
