@@ -229,14 +229,15 @@ func (g *Guard) AllowsFast(req *h1.FastRequest) bool {
 	if !g.checkHost {
 		return true
 	}
-	// The usual loopback forms without converting to a string.
-	if i := bytes.LastIndexByte(host, ':'); i > 0 && host[i-1] != ':' {
-		switch string(host[:i]) {
-		case "127.0.0.1", "localhost", "[::1]":
-			if validPortBytes(host[i:]) {
-				return true
-			}
-		}
+	// The usual loopback forms without converting to a string (this is
+	// on every fast-path request).
+	h := host
+	if i := bytes.LastIndexByte(h, ':'); i > 0 && h[i-1] != ':' && validPortBytes(h[i:]) {
+		h = h[:i]
+	}
+	switch string(h) {
+	case "127.0.0.1", "localhost", "[::1]":
+		return true
 	}
 	return g.HostAllowed(string(host))
 }

@@ -75,6 +75,18 @@ func TestGuardHosts(t *testing.T) {
 	}
 }
 
+// TestGuardFastNoAllocs: the fast path's check of the usual Host values
+// allocates nothing.
+func TestGuardFastNoAllocs(t *testing.T) {
+	g := NewGuard(context.Background(), GuardOptions{Listen: "127.0.0.1:7070"})
+	for _, host := range []string{"127.0.0.1:7070", "localhost:7070", "localhost", "[::1]:7070", "127.0.0.1"} {
+		req := &h1.FastRequest{Header: []h1.Field{{Name: []byte("Host"), Value: []byte(host)}, {Name: []byte("Content-Type"), Value: []byte("text/csv")}}}
+		if n := testing.AllocsPerRun(100, func() { g.AllowsFast(req) }); n != 0 {
+			t.Errorf("Host %s: %v allocations", host, n)
+		}
+	}
+}
+
 // TestGuardRefusalShapes: S3 requests get S3's XML error, the others the
 // JSON one, each with a request id.
 func TestGuardRefusalShapes(t *testing.T) {
