@@ -227,7 +227,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.fast = h1.NewListener(ln, h1.FastOptions{
 		// The browser guard sees only net/http's requests: the fast path
 		// leaves it what the guard would refuse.
-		Match: func(req *h1.FastRequest) bool { return a.guard.AllowsFast(req) && a.rt.FastMatch(req) },
+		Match: func(req *h1.FastRequest) bool { return a.rt.FastMatch(req) && a.guard.AllowsFast(req) },
 		Handle: func(_ context.Context, req *h1.FastRequest, w *h1.FastResponseWriter) {
 			a.rt.FastInvoke(context.Background(), req, w)
 		},

@@ -411,6 +411,11 @@ func TestBrowserPostPolicy(t *testing.T) {
 			f.file = nil
 			return f
 		}, 400, "InvalidArgument", "file"},
+		{"empty key", func() *postForm {
+			conds := uploadsConditions()
+			conds[1] = []any{"starts-with", "$key", ""}
+			return signedPostForm(testAccessKey, testSecret, later, conds, map[string]string{"key": "", "Content-Type": "text/plain"})
+		}, 400, "InvalidArgument", "key"},
 		{"not a policy document", func() *postForm {
 			f := signedPostForm(testAccessKey, testSecret, later, []any{[]any{"like", "$key", "x"}}, goodFields)
 			return f

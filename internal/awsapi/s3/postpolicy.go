@@ -179,6 +179,9 @@ func (p *postGuard) serve(w http.ResponseWriter, r *http.Request, bucket string)
 		return invalidArgument("POST requires exactly one file upload per request.")
 	}
 	key := strings.ReplaceAll(form.value("key"), "${filename}", file.FileName())
+	if key == "" {
+		return invalidArgument("User key must have a length greater than 0.")
+	}
 
 	body, size, cleanup, err := spoolFile(file, min(pol.maxLen, maxPostFileBytes), p.dir)
 	if err != nil {
