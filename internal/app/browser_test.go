@@ -109,6 +109,13 @@ func TestBrowserCORSRefusedByDefault(t *testing.T) {
 			}
 		}
 	})
+	t.Run("objects are not pages of berth's origin", func(t *testing.T) {
+		s.upload(t, "site", "page.html", []byte("<script>fetch('/', {method: 'POST'})</script>"))
+		resp, _ := browserRequest(t, http.MethodGet, s.url+"/site/page.html", nil, nil)
+		if csp := resp.Header.Get("Content-Security-Policy"); csp != "sandbox" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("object served with Content-Security-Policy %q, X-Content-Type-Options %q", csp, resp.Header.Get("X-Content-Type-Options"))
+		}
+	})
 	t.Run("cross-origin writes refused", func(t *testing.T) {
 		// Requests a page can send without a preflight.
 		for _, tc := range []struct {

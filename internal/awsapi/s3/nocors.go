@@ -12,6 +12,11 @@ import (
 // absent, or as awsapi's browser guard set it for an origin the config
 // lists. gofakes3 answers OPTIONS itself too; preflights never get here,
 // the guard answers them.
+//
+// Every response also tells browsers not to run what it carries as a page
+// of berth's origin (Content-Security-Policy: sandbox, and nosniff): an
+// HTML object opened from the store would otherwise be same-origin with
+// the whole API, which the guard lets through.
 func withoutCORS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var saved http.Header
@@ -56,6 +61,8 @@ func (f *corsFilter) restore() {
 	for k, v := range f.saved {
 		h[k] = v
 	}
+	h.Set("Content-Security-Policy", "sandbox")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 func (f *corsFilter) WriteHeader(code int) {
