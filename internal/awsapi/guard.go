@@ -259,7 +259,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !g.HostAllowed(r.Host) {
 			g.refuse(w, r, "AccessDenied", "AccessDeniedException",
-				"berth refuses requests for Host "+strconv.Quote(r.Host)+": on a loopback address only loopback names are served, which stops DNS rebinding; to allow this name, list it under allowed_hosts in the config")
+				"berth refuses requests for Host "+strconv.Quote(r.Host)+": it serves loopback names (localhost, 127.0.0.1, [::1]) and the names listed under allowed_hosts in the config, which stops DNS rebinding; to allow this name, add it to allowed_hosts")
 			return
 		}
 		origin := r.Header.Get("Origin")
