@@ -47,6 +47,7 @@ type App struct {
 	metrics *metrics.Metrics
 	cp      *controlplane.Service
 	rt      *rtapi.Handler
+	guard   *awsapi.Guard // browser guard: Host check, CORS
 	handler http.Handler
 
 	listener net.Listener
@@ -162,14 +163,39 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		S3: s3api.NewHandler(a.objects, logger.With("component", "s3-api"),
 			// Multipart parts are spooled to disk, not held in memory.
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
-			s3api.WithVirtualHostDomains("localhost")),
+			s3api.WithVirtualHostDomains("localhost"),
+			s3api.WithPostPolicy(postPolicySecrets(cfg.Auth))),
 		Extra: map[string]http.Handler{
 			"/ping":    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
 			"/metrics": a.metrics.Handler(),
 		},
 	}, logger)
+	a.guard = awsapi.NewGuard(ctx, awsapi.GuardOptions{
+		Listen:         cfg.Listen,
+		AllowedHosts:   cfg.AllowedHosts,
+		AllowedOrigins: cfg.CORS.AllowedOrigins,
+		Logger:         logger.With("component", "browser-guard"),
+	})
+	a.handler = a.guard.Wrap(a.handler)
 	ok = true
 	return a, nil
+}
+
+// postPolicySecrets returns the secrets browser upload policies are
+// checked against: nil, refusing every browser upload, when no
+// credentials are configured.
+func postPolicySecrets(auth config.Auth) s3api.SecretLookup {
+	if len(auth.Credentials) == 0 {
+		return nil
+	}
+	secrets := make(map[string]string, len(auth.Credentials))
+	for _, c := range auth.Credentials {
+		secrets[c.AccessKeyID] = c.SecretAccessKey
+	}
+	return func(id string) (string, bool) {
+		s, ok := secrets[id]
+		return s, ok
+	}
 }
 
 func openObjects(ctx context.Context, cfg config.Config, dataDir string, logger *slog.Logger) (objstore.Store, error) {
@@ -200,7 +226,9 @@ func (a *App) Start(ctx context.Context) error {
 	// net/http does, and abandons them through the router when its own
 	// deadline passes.
 	a.fast = h1.NewListener(ln, h1.FastOptions{
-		Match: a.rt.FastMatch,
+		// The browser guard sees only net/http's requests: the fast path
+		// leaves it what the guard would refuse.
+		Match: func(req *h1.FastRequest) bool { return a.rt.FastMatch(req) && a.guard.AllowsFast(req) },
 		Handle: func(_ context.Context, req *h1.FastRequest, w *h1.FastResponseWriter) {
 			a.rt.FastInvoke(context.Background(), req, w)
 		},

@@ -117,7 +117,7 @@ func BenchmarkInvokeFastPath(b *testing.B) {
 	}
 	defer conn.Close()
 	body := []byte("1.5,2.5,3.5,4.5,5.5,6.5,7.5,8.5,9.5,10.5,11.5,12.5,13.5,14.5,15.5,16")
-	req := []byte(fmt.Sprintf("POST /endpoints/bench/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	req := []byte(fmt.Sprintf("POST /endpoints/bench/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
 	buf := make([]byte, 4096)
 	for b.Loop() {
 		if _, err := conn.Write(req); err != nil {

@@ -80,16 +80,16 @@ func TestDataplaneBadInputNoLeaks(t *testing.T) {
 			}
 		}
 		// A malformed header line: net/http answers 400 itself.
-		if got := rawExchange(t, addr, "POST /endpoints/good/invocations HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n"); !strings.Contains(got, " 400 ") {
+		if got := rawExchange(t, addr, "POST /endpoints/good/invocations HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n"); !strings.Contains(got, " 400 ") {
 			t.Errorf("malformed header: %q", got)
 		}
 		// An oversized Content-Length is refused before the body is read.
-		if got := rawExchange(t, addr, "POST /endpoints/good/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 7340032\r\n\r\nabc"); !strings.Contains(got, " 400 ") {
+		if got := rawExchange(t, addr, "POST /endpoints/good/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Length: 7340032\r\n\r\nabc"); !strings.Contains(got, " 400 ") {
 			t.Errorf("oversized body: %q", got)
 		}
 		// A slow-loris body: 3 of 100 bytes, then nothing. The body read
 		// deadline ends it.
-		if got := rawExchange(t, addr, "POST /endpoints/good/invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc"); got != "" && !strings.Contains(got, " 400 ") {
+		if got := rawExchange(t, addr, "POST /endpoints/good/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc"); got != "" && !strings.Contains(got, " 400 ") {
 			t.Errorf("slow body: %q", got)
 		}
 	}

@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"net/url"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -42,6 +45,41 @@ type Config struct {
 	Capture Capture `yaml:"capture"`
 	// Endpoints tunes the endpoint API calls.
 	Endpoints Endpoints `yaml:"endpoints"`
+	// Auth holds the access key pairs requests are signed with.
+	Auth Auth `yaml:"auth"`
+	// CORS lists the web origins a browser may call berth from. Empty
+	// (the default): no CORS headers, preflights refused, and requests a
+	// browser marks as cross-origin refused.
+	CORS CORS `yaml:"cors"`
+	// AllowedHosts are Host header names (or IP addresses) served besides
+	// the loopback ones (localhost, *.localhost, 127.0.0.0/8, ::1); an
+	// entry "*.example.com" allows every name under example.com. On a
+	// loopback address any other Host is refused, which stops DNS
+	// rebinding; on another address Host is checked only when this is
+	// set.
+	AllowedHosts []string `yaml:"allowed_hosts"`
+}
+
+// Auth configures request authentication.
+type Auth struct {
+	// Credentials are the access key pairs berth accepts.
+	Credentials []Credential `yaml:"credentials"`
+}
+
+// Credential is one access key pair.
+type Credential struct {
+	// AccessKeyID names the key pair in signed requests.
+	AccessKeyID string `yaml:"access_key_id"`
+	// SecretAccessKey signs requests; it never travels.
+	SecretAccessKey string `yaml:"secret_access_key"`
+}
+
+// CORS configures cross-origin requests from web pages.
+type CORS struct {
+	// AllowedOrigins are origins ("https://app.example.com", scheme, host
+	// and optional port) whose pages may call berth: each is echoed in
+	// Access-Control-Allow-Origin, with Vary: Origin.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Capture tunes how captured invocations are written.
@@ -175,6 +213,43 @@ func (c *Config) Validate() error {
 	}
 	if c.Endpoints.SettleWait < 0 || c.Endpoints.SettleWait > MaxSettleWait {
 		return fmt.Errorf("endpoints: settle_wait %s must be between 0 and %s", c.Endpoints.SettleWait, MaxSettleWait)
+	}
+	if err := c.validateBrowser(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// validateBrowser checks cors.allowed_origins and allowed_hosts.
+func (c *Config) validateBrowser() error {
+	for _, o := range c.CORS.AllowedOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("cors: allowed_origins: %w", err)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if !hostPattern.MatchString(h) {
+			if _, err := netip.ParseAddr(strings.Trim(h, "[]")); err != nil {
+				return fmt.Errorf("allowed_hosts: %q is not a host name, \"*.\" and a domain, or an IP address (no scheme, no port)", h)
+			}
+		}
+	}
+	return nil
+}
+
+// hostPattern matches a host name, optionally "*." and a domain.
+var hostPattern = regexp.MustCompile(`^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$`)
+
+// checkOrigin accepts a web origin: http or https, a host, an optional
+// port, nothing else. "*" is refused: a listed origin is a deliberate
+// grant.
+func checkOrigin(o string) error {
+	u, err := url.Parse(strings.TrimSuffix(o, "/"))
+	if err != nil {
+		return fmt.Errorf("%q: %w", o, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q is not an origin: write scheme, host and optional port, as https://app.example.com:8443", o)
 	}
 	return nil
 }

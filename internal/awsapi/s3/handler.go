@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rclone/gofakes3"
 
@@ -26,6 +27,7 @@ type Option func(*options)
 type options struct {
 	multipartDir string
 	hostDomains  []string
+	postLookup   SecretLookup
 }
 
 // WithMultipartDir spools the parts of multipart uploads to files under
@@ -52,6 +54,9 @@ func WithVirtualHostDomains(domains ...string) Option {
 //
 // The handler does not authenticate: requests are expected to have been
 // checked (SigV4) in front of it. It does not check clock skew either.
+// The exception is browser uploads (POST Object, see IsBrowserUpload),
+// which carry no request signature: their signed policy is checked here
+// (see WithPostPolicy). It sends no CORS headers of its own.
 func NewHandler(store objstore.Store, logger *slog.Logger, opts ...Option) http.Handler {
 	var o options
 	for _, opt := range opts {
@@ -79,7 +84,11 @@ func NewHandler(store objstore.Store, logger *slog.Logger, opts ...Option) http.
 		gofakes3.WithTimeSkewLimit(0),
 		gofakes3.WithoutVersioning(),
 	)
-	h := fake.Server()
+	post := &postGuard{next: fake.Server(), lookup: o.postLookup, now: time.Now}
+	if b.parts != nil {
+		post.dir = b.parts.dir // spooled browser uploads go with the parts
+	}
+	h := withoutCORS(post)
 	if len(o.hostDomains) > 0 {
 		h = virtualHost(o.hostDomains, h)
 	}
