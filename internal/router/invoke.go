@@ -549,6 +549,9 @@ func (r *Router) sendChunked(ctx context.Context, u *url.URL, req *Request, stre
 		Body:          streamed,
 		ContentLength: -1,
 	}
+	if !r.chunked.Load() {
+		r.chunked.Store(true)
+	}
 	resp, err := r.transport.RoundTrip(hr.WithContext(ctx))
 	if err != nil {
 		return answer{}, err
