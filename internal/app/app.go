@@ -39,6 +39,7 @@ import (
 type App struct {
 	cfg    config.Config
 	logger *slog.Logger
+	lock   *dirLock // the data dir's, held until Shutdown
 
 	state   *store.Store
 	objects objstore.Store
@@ -90,7 +91,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	a := &App{cfg: cfg, logger: logger}
+	// The data dir's lock comes before anything touches its processes,
+	// spool or database.
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger, lock: lock}
 	ok := false
 	defer func() {
 		if !ok {
@@ -272,4 +279,5 @@ func (a *App) closeParts(ctx context.Context) {
 	if a.state != nil {
 		a.state.Close()
 	}
+	a.lock.release()
 }
