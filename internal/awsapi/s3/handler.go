@@ -79,7 +79,7 @@ func NewHandler(store objstore.Store, logger *slog.Logger, opts ...Option) http.
 		gofakes3.WithTimeSkewLimit(0),
 		gofakes3.WithoutVersioning(),
 	)
-	h := fake.Server()
+	h := emptyUploadLists(fake.Server())
 	if len(o.hostDomains) > 0 {
 		h = virtualHost(o.hostDomains, h)
 	}
