@@ -90,6 +90,9 @@ type Service struct {
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by lower-case endpoint name
 
+	tokenMu     sync.Mutex
+	tokenSecret []byte // signs list NextTokens; loaded on first use
+
 	// bg owns every background transition; Close cancels and waits.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
