@@ -43,6 +43,7 @@ type App struct {
 
 	state   *store.Store
 	objects objstore.Store
+	fetcher *artifacts.Fetcher
 	runtime *process.Runtime
 	router  *router.Router
 	metrics *metrics.Metrics
@@ -157,6 +158,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		},
 		Logger: logger,
 	})
+	a.startArtifactCache(ctx, fetcher, dataDir)
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
 		BodyTimeout:     cfg.Limits.InvocationTimeout,
@@ -272,6 +274,9 @@ func (a *App) closeParts(ctx context.Context) {
 	}
 	if a.runtime != nil {
 		a.runtime.Close(ctx)
+	}
+	if a.fetcher != nil {
+		a.fetcher.Close()
 	}
 	if a.router != nil {
 		a.router.Close()

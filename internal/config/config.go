@@ -40,6 +40,18 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Capture tunes data capture.
 	Capture Capture `yaml:"capture"`
+	// Artifacts bounds the cache of unpacked model data.
+	Artifacts Artifacts `yaml:"artifacts"`
+}
+
+// Artifacts bounds the cache of unpacked model data under the data dir.
+type Artifacts struct {
+	// CacheMaxBytes is the cache's budget in bytes. Models no model,
+	// endpoint or running instance uses are evicted, least recently used
+	// first, once the cache holds more (at start-up and whenever it grows
+	// past it). Zero means a quarter of the free space on the data dir's
+	// file system, measured at start-up.
+	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 }
 
 // Capture tunes how captured invocations are written.
@@ -166,6 +178,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Capture.FlushInterval <= 0 {
 		return errors.New("capture: flush_interval must be positive")
+	}
+	if c.Artifacts.CacheMaxBytes < 0 {
+		return errors.New("artifacts: cache_max_bytes must not be negative (0 means a quarter of the free disk)")
 	}
 	if c.Limits.MaxPayloadBytes <= 0 || c.Limits.InvocationTimeout <= 0 || c.Limits.MaxInstances <= 0 {
 		return errors.New("limits: max_payload_bytes, invocation_timeout and max_instances must be positive")

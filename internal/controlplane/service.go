@@ -252,6 +252,7 @@ func (s *Service) DeleteModel(ctx context.Context, name string) error {
 	} else if err != nil {
 		return err
 	}
+	s.artifactsReleased()
 	return nil
 }
 
