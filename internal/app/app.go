@@ -39,9 +39,11 @@ import (
 type App struct {
 	cfg    config.Config
 	logger *slog.Logger
+	lock   *dirLock // the data dir's, held until Shutdown
 
 	state   *store.Store
 	objects objstore.Store
+	fetcher *artifacts.Fetcher
 	runtime *process.Runtime
 	router  *router.Router
 	metrics *metrics.Metrics
@@ -91,7 +93,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	a := &App{cfg: cfg, logger: logger}
+	// The data dir's lock comes before anything touches its processes,
+	// spool or database.
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{cfg: cfg, logger: logger, lock: lock}
 	ok := false
 	defer func() {
 		if !ok {
@@ -152,6 +160,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		},
 		Logger: logger,
 	})
+	a.startArtifactCache(ctx, fetcher, dataDir)
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
 		BodyTimeout:     cfg.Limits.InvocationTimeout,
@@ -298,10 +307,14 @@ func (a *App) closeParts(ctx context.Context) {
 	if a.runtime != nil {
 		a.runtime.Close(ctx)
 	}
+	if a.fetcher != nil {
+		a.fetcher.Close()
+	}
 	if a.router != nil {
 		a.router.Close()
 	}
 	if a.state != nil {
 		a.state.Close()
 	}
+	a.lock.release()
 }

@@ -37,7 +37,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +85,7 @@ type Fetcher struct {
 	// sweep is held for reading by every Fetch and for writing by Sweep,
 	// so Sweep never deletes a directory being created or returned.
 	sweep sync.RWMutex
+	cache cache // size budget and eviction (cache.go)
 }
 
 // NewFetcher returns a Fetcher that reads s3:// sources from objects and
@@ -198,17 +198,16 @@ func (f *Fetcher) Fetch(ctx context.Context, src Source) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("model artifact %s: %w", src.URL, err)
 	}
+	var over bool
+	defer f.trimIfOver(&over) // runs after the read lock is released
 	f.sweep.RLock()
 	defer f.sweep.RUnlock()
-	key := "s3\x00" + loc.s3.Bucket + "\x00" + loc.s3.Key
-	if loc.file != "" {
-		key = "file\x00" + loc.file
-	}
-	key += "\x00" + strconv.FormatBool(loc.prefix)
+	key := sourceKey(loc)
 	dir, err := f.flight.do(ctx, key, func() (string, error) { return f.fetch(ctx, loc) })
 	if err != nil {
 		return "", fmt.Errorf("model artifact %s: %w", src.URL, err)
 	}
+	over = f.used(key, dir)
 	return dir, nil
 }
 
@@ -285,6 +284,10 @@ func (f *Fetcher) fetchFile(ctx context.Context, loc location) (string, error) {
 // then renames the work directory to its digest name.
 func (f *Fetcher) unpackArchive(ctx context.Context, body io.Reader, size int64, name string) (string, error) {
 	start := time.Now()
+	lim, err := f.unpackLimits(size)
+	if err != nil {
+		return "", err
+	}
 	work, err := f.workDir()
 	if err != nil {
 		return "", err
@@ -292,13 +295,13 @@ func (f *Fetcher) unpackArchive(ctx context.Context, body io.Reader, size int64,
 	defer os.RemoveAll(work) // a no-op once renamed
 
 	h := sha256.New()
-	raw := &cappedReader{r: contextReader(ctx, body), limit: f.limits.streamCap()}
+	raw := &cappedReader{r: contextReader(ctx, body), limit: lim.streamCap()}
 	tee := io.TeeReader(raw, h)
-	if err := unpack(tee, work, f.limits, true); err != nil {
+	if err := unpack(tee, work, lim, true); err != nil {
 		if ctx.Err() != nil {
 			return "", ctx.Err()
 		}
-		return "", err
+		return "", f.explainSpace(err, lim)
 	}
 	// Hash whatever follows the tar end marker too: the digest is of the
 	// whole object.
@@ -366,6 +369,9 @@ func (f *Fetcher) fetchPrefix(ctx context.Context, u objstore.S3URI) (string, er
 	}
 
 	start := time.Now()
+	if _, err := f.unpackLimits(total); err != nil {
+		return "", err
+	}
 	work, err := f.workDir()
 	if err != nil {
 		return "", err

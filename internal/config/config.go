@@ -58,6 +58,8 @@ type Config struct {
 	// rebinding; on another address Host is checked only when this is
 	// set.
 	AllowedHosts []string `yaml:"allowed_hosts"`
+	// Artifacts bounds the cache of unpacked model data.
+	Artifacts Artifacts `yaml:"artifacts"`
 }
 
 // Auth configures request authentication.
@@ -80,6 +82,16 @@ type CORS struct {
 	// and optional port) whose pages may call berth: each is echoed in
 	// Access-Control-Allow-Origin, with Vary: Origin.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+}
+
+// Artifacts bounds the cache of unpacked model data under the data dir.
+type Artifacts struct {
+	// CacheMaxBytes is the cache's budget in bytes. Models no model,
+	// endpoint or running instance uses are evicted, least recently used
+	// first, once the cache holds more (at start-up and whenever it grows
+	// past it). Zero means a quarter of the free space on the data dir's
+	// file system, measured at start-up.
+	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 }
 
 // Capture tunes how captured invocations are written.
@@ -207,6 +219,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Capture.FlushInterval <= 0 {
 		return errors.New("capture: flush_interval must be positive")
+	}
+	if c.Artifacts.CacheMaxBytes < 0 {
+		return errors.New("artifacts: cache_max_bytes must not be negative (0 means a quarter of the free disk)")
 	}
 	if c.Limits.MaxPayloadBytes <= 0 || c.Limits.InvocationTimeout <= 0 || c.Limits.MaxInstances <= 0 {
 		return errors.New("limits: max_payload_bytes, invocation_timeout and max_instances must be positive")

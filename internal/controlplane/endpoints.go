@@ -552,6 +552,7 @@ func (s *Service) startDelete(name string) {
 			s.log.Error("delete endpoint record", "endpoint", name, "err", err)
 		}
 		s.log.Info("endpoint deleted", "endpoint", name)
+		s.artifactsReleased()
 	})
 }
 
@@ -666,6 +667,7 @@ func (s *Service) update(ctx context.Context, le *liveEndpoint, dep *Deployment,
 		s.sleep(ctx, w)
 	}
 	stopInstances(context.Background(), allInstances(old))
+	s.artifactsReleased()
 	if oldCapture != nil {
 		oldCapture.Close()
 	}

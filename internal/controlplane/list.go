@@ -2,10 +2,7 @@ package controlplane
 
 import (
 	"context"
-	"encoding/base64"
-	"fmt"
-	"sort"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,12 +50,28 @@ func (s *Service) list(ctx context.Context, spec listSpec, q ListQuery) ([]store
 		}
 		limit = int(*q.MaxResults)
 	}
-	offset, err := decodeToken(q.NextToken)
-	if err != nil {
-		v.add("Value at 'nextToken' failed to satisfy constraint: the token is not one berth issued; pass the NextToken of the previous response unchanged")
+	sortBy, order := q.SortBy, q.SortOrder
+	if sortBy == "" {
+		sortBy = "CreationTime"
+	}
+	if order == "" {
+		order = "Descending"
 	}
 	if err := v.err(); err != nil {
 		return nil, "", err
+	}
+	key, err := s.tokenKey(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	var after *store.Record
+	if q.NextToken != "" {
+		k, err := decodeToken(key, q.NextToken, spec.kind, sortBy, order)
+		if err != nil {
+			v.add("Value at 'nextToken' failed to satisfy constraint: the token is not one berth issued for this listing; pass the NextToken of the previous response unchanged, with the same SortBy and SortOrder")
+			return nil, "", v.err()
+		}
+		after = &store.Record{Name: k.Name, Status: k.Status, Created: time.Unix(0, k.Created)}
 	}
 
 	recs, err := s.opts.Store.List(ctx, spec.kind)
@@ -79,60 +92,43 @@ func (s *Service) list(ctx context.Context, spec listSpec, q ListQuery) ([]store
 		}
 		kept = append(kept, r)
 	}
-	less := func(a, b store.Record) bool {
-		switch q.SortBy {
+	// cmp orders by the sort key, then creation time, then name: the name
+	// is unique, so the order is total and a record's position is a key.
+	cmp := func(a, b store.Record) int {
+		c := 0
+		switch sortBy {
 		case "Name":
-			return a.Name < b.Name
+			c = strings.Compare(a.Name, b.Name)
 		case "Status":
-			if a.Status != b.Status {
-				return a.Status < b.Status
-			}
+			c = strings.Compare(a.Status, b.Status)
 		}
-		if !a.Created.Equal(b.Created) {
-			return a.Created.Before(b.Created)
+		if c == 0 {
+			c = a.Created.Compare(b.Created)
 		}
-		return a.Name < b.Name
+		if c == 0 {
+			c = strings.Compare(a.Name, b.Name)
+		}
+		if order == "Descending" {
+			c = -c
+		}
+		return c
 	}
-	desc := q.SortOrder != "Ascending"
-	sort.SliceStable(kept, func(i, j int) bool {
-		if desc {
-			return less(kept[j], kept[i])
+	slices.SortFunc(kept, cmp)
+	page := kept
+	if after != nil {
+		i, _ := slices.BinarySearchFunc(kept, *after, cmp)
+		for i < len(kept) && cmp(kept[i], *after) <= 0 {
+			i++
 		}
-		return less(kept[i], kept[j])
-	})
-	if offset > len(kept) {
-		offset = len(kept)
+		page = kept[i:]
 	}
-	page := kept[offset:]
 	next := ""
 	if len(page) > limit {
 		page = page[:limit]
-		next = encodeToken(offset + limit)
+		last := page[len(page)-1]
+		next = encodeToken(key, pageKey{Kind: spec.kind, SortBy: sortBy, Order: order, Status: last.Status, Created: last.Created.UnixNano(), Name: last.Name})
 	}
 	return page, next, nil
-}
-
-func encodeToken(offset int) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("berth-offset:" + strconv.Itoa(offset)))
-}
-
-func decodeToken(tok string) (int, error) {
-	if tok == "" {
-		return 0, nil
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return 0, err
-	}
-	n, ok := strings.CutPrefix(string(raw), "berth-offset:")
-	if !ok {
-		return 0, fmt.Errorf("bad token")
-	}
-	off, err := strconv.Atoi(n)
-	if err != nil || off < 0 {
-		return 0, fmt.Errorf("bad token")
-	}
-	return off, nil
 }
 
 var (

@@ -94,7 +94,9 @@ type Service struct {
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by lower-case endpoint name
 
-	settle *settleNotifier // status writes, for awaitSettled
+	settle      *settleNotifier // status writes, for awaitSettled
+	tokenMu     sync.Mutex
+	tokenSecret []byte // signs list NextTokens; loaded on first use
 
 	// bg owns every background transition; Close cancels and waits.
 	bgCtx    context.Context
@@ -257,6 +259,7 @@ func (s *Service) DeleteModel(ctx context.Context, name string) error {
 	} else if err != nil {
 		return err
 	}
+	s.artifactsReleased()
 	return nil
 }
 

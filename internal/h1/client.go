@@ -292,6 +292,22 @@ func (c *Client) CloseIdleConnections() {
 	})
 }
 
+// CloseHost closes the idle connections to addr and forgets its pool, for
+// an upstream that stopped: connections busy with a request close when
+// they are released instead of returning to a pool. A later Do to addr
+// starts a new pool.
+func (c *Client) CloseHost(addr string) {
+	v, ok := c.pools.LoadAndDelete(addr)
+	if !ok {
+		return
+	}
+	hp := v.(*hostPool)
+	hp.mu.Lock()
+	hp.closed = true
+	hp.mu.Unlock()
+	hp.closeAll()
+}
+
 // Abort interrupts every exchange in progress, whose reads and writes then
 // fail at once, and closes the client as Close does.
 func (c *Client) Abort() {

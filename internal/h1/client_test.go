@@ -690,3 +690,31 @@ func TestClientReusesConnectionPastItsDeadline(t *testing.T) {
 		t.Fatalf("%d connections, want 1", n)
 	}
 }
+
+func TestClientCloseHost(t *testing.T) {
+	srv, conns := countingServer(t, echoHandler)
+	c := NewClient(ClientOptions{})
+	defer c.Close()
+	addr := addrOf(srv)
+	resp, _, err := post(t, c, addr, "/invocations", []byte("a"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Close()
+	if n := c.IdleConns(addr); n != 1 {
+		t.Fatalf("%d idle, want 1", n)
+	}
+	c.CloseHost(addr)
+	if n := c.IdleConns(addr); n != 0 {
+		t.Fatalf("%d idle after CloseHost, want 0", n)
+	}
+	// The address works again, on a new connection.
+	resp, _, err = post(t, c, addr, "/invocations", []byte("b"), 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Close()
+	if n := conns.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2", n)
+	}
+}

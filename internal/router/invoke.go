@@ -100,6 +100,19 @@ func timeoutError(variant string) error {
 		OriginalBody: "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container, resolve the issue, and try again."}
 }
 
+// restoring reports whether an endpoint in this status that the router
+// has no table for is one that served before a restart and is being
+// brought back: the caller should retry (503), as SDKs do, rather than be
+// told the endpoint cannot be invoked (400). A running endpoint always has
+// a table, whatever its status, so only a restart leaves such a gap.
+func restoring(status string) bool {
+	switch status {
+	case "InService", "SystemUpdating", "Updating":
+		return true
+	}
+	return false
+}
+
 // Open sends req to one instance of the endpoint and returns the
 // instance's successful answer with its body unread. The caller reads the
 // body from the Stream and must Close it. A non-2xx answer is returned as
@@ -113,6 +126,9 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 	if t == nil {
 		if r.opts.EndpointStatus != nil {
 			if status, ok := r.opts.EndpointStatus(endpoint); ok {
+				if restoring(status) {
+					return nil, fault.New(fault.Unavailable, "Endpoint %s of account %s is starting its instances after a restart of the server; retry shortly.", endpoint, r.opts.AccountID)
+				}
 				return nil, fault.New(fault.Invalid, "Endpoint %s of account %s is %s, not InService; invoke it once DescribeEndpoint reports InService.", endpoint, r.opts.AccountID, status)
 			}
 		}
@@ -548,6 +564,9 @@ func (r *Router) sendChunked(ctx context.Context, u *url.URL, req *Request, stre
 		Header:        h,
 		Body:          streamed,
 		ContentLength: -1,
+	}
+	if !r.chunked.Load() {
+		r.chunked.Store(true)
 	}
 	resp, err := r.transport.RoundTrip(hr.WithContext(ctx))
 	if err != nil {

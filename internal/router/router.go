@@ -164,6 +164,7 @@ type Router struct {
 	closing   context.Context
 	close     context.CancelFunc
 	abandon   atomic.Bool // set by Abandon
+	chunked   atomic.Bool // set once the Transport carried a request
 	// abandonCtx is cancelled by Abandon: it interrupts invocations that go
 	// through the Transport (the h1 client is interrupted by its Abort).
 	abandonCtx    context.Context
@@ -272,6 +273,9 @@ type instState struct {
 	addr     atomic.Pointer[instAddr] // parsed from the last URL() seen
 	inflight atomic.Int64
 	retired  atomic.Bool // set by Drain: take no new requests
+	// moved is called with the old address when the instance's URL
+	// changes; nil in tests that build states by hand.
+	moved func(oldDial string)
 }
 
 // instAddr is an instance URL, parsed once. An instance's URL changes when
@@ -303,7 +307,11 @@ func (st *instState) address() *instAddr {
 		dial = net.JoinHostPort(u.Hostname(), "80")
 	}
 	a := &instAddr{raw: raw, url: u, path: u.RequestURI(), dial: dial, label: u.Host}
-	st.addr.Store(a)
+	if old := st.addr.Swap(a); old != nil && old.dial != dial && st.moved != nil {
+		// The runtime restarted the instance on a new port: the
+		// connections to the old one are dead.
+		st.moved(old.dial)
+	}
 	return a
 }
 
@@ -334,7 +342,7 @@ func (r *Router) buildVariant(endpoint string, v *Variant) *variant {
 	for _, inst := range v.Instances {
 		st := r.states[inst]
 		if st == nil {
-			st = &instState{inst: inst}
+			st = &instState{inst: inst, moved: r.instanceMoved}
 			r.states[inst] = st
 		}
 		st.retired.Store(false)
@@ -351,6 +359,13 @@ func (r *Router) storeTables() {
 		m[t.ep.Name] = t
 	}
 	r.tables.Store(&m)
+}
+
+// instanceMoved closes the connections to an instance's old address.
+func (r *Router) instanceMoved(oldDial string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closeConns([]string{oldDial})
 }
 
 // Remove stops routing to an endpoint.
@@ -375,6 +390,7 @@ func (r *Router) pruneLocked(only []Instance) {
 			}
 		}
 	}
+	var gone []string
 	consider := only
 	if consider == nil {
 		for inst := range r.states {
@@ -384,7 +400,41 @@ func (r *Router) pruneLocked(only []Instance) {
 	for _, inst := range consider {
 		if st := r.states[inst]; st != nil && !used[st] && st.inflight.Load() == 0 {
 			delete(r.states, inst)
+			if a := st.addr.Load(); a != nil {
+				gone = append(gone, a.dial)
+			}
 		}
+	}
+	r.closeConns(gone)
+}
+
+// closeConns closes the pooled connections to addresses of instances the
+// router no longer knows, unless another instance now listens on the same
+// address (a port reused). The connections of a stopped instance would
+// otherwise stay open until the next request to that address, which may
+// never come. r.mu must be held.
+func (r *Router) closeConns(gone []string) {
+	if len(gone) == 0 {
+		return
+	}
+	inUse := map[string]bool{}
+	for _, st := range r.states {
+		if a := st.addr.Load(); a != nil {
+			inUse[a.dial] = true
+		}
+	}
+	closed := false
+	for _, dial := range gone {
+		if !inUse[dial] {
+			r.upstream.CloseHost(dial)
+			closed = true
+		}
+	}
+	// net/http's Transport cannot close one host's connections; closing
+	// its idle ones costs the other instances a dial on their next chunked
+	// request, which is rare.
+	if closed && r.chunked.Load() {
+		r.transport.CloseIdleConnections()
 	}
 }
 

@@ -548,3 +548,38 @@ func TestAbandonInterruptsEveryPath(t *testing.T) {
 		t.Errorf("abandoning took %v", d)
 	}
 }
+
+// TestConnectionsClosedWhenInstanceGoes checks that the router keeps no
+// pooled connection to an instance it no longer routes to, nor to an
+// instance's old address after it moved.
+func TestConnectionsClosedWhenInstanceGoes(t *testing.T) {
+	r := newRouter(t, Options{})
+	a, b := named(t, "a"), named(t, "b")
+	addrA, addrB := strings.TrimPrefix(a.url, "http://"), strings.TrimPrefix(b.url, "http://")
+	r.Publish(one("ep", a))
+	if got := invoke(t, r, "ep", Request{}); got != "a" {
+		t.Fatalf("answered by %s", got)
+	}
+	if n := r.upstream.IdleConns(addrA); n != 1 {
+		t.Fatalf("%d idle connections to a, want 1", n)
+	}
+	r.Remove("ep")
+	if n := r.upstream.IdleConns(addrA); n != 0 {
+		t.Fatalf("%d idle connections to a removed instance, want 0", n)
+	}
+
+	// An instance restarted on a new port: its old connections go.
+	moving := &testInstance{url: a.url}
+	r.Publish(one("ep2", moving))
+	invoke(t, r, "ep2", Request{})
+	moving.url = b.url
+	if got := invoke(t, r, "ep2", Request{}); got != "b" {
+		t.Fatalf("answered by %s after the move", got)
+	}
+	if n := r.upstream.IdleConns(addrA); n != 0 {
+		t.Fatalf("%d idle connections to the old address, want 0", n)
+	}
+	if n := r.upstream.IdleConns(addrB); n != 1 {
+		t.Fatalf("%d idle connections to the new address, want 1", n)
+	}
+}

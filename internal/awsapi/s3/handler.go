@@ -84,7 +84,7 @@ func NewHandler(store objstore.Store, logger *slog.Logger, opts ...Option) http.
 		gofakes3.WithTimeSkewLimit(0),
 		gofakes3.WithoutVersioning(),
 	)
-	post := &postGuard{next: fake.Server(), lookup: o.postLookup, now: time.Now}
+	post := &postGuard{next: emptyUploadLists(fake.Server()), lookup: o.postLookup, now: time.Now}
 	if b.parts != nil {
 		post.dir = b.parts.dir // spooled browser uploads go with the parts
 	}
