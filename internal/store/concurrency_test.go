@@ -68,7 +68,7 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 	}
 	defer s.Close()
 
-	const writes = 150
+	const writes = 90
 	var done atomic.Bool
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -97,6 +97,9 @@ func TestConcurrentReadersAndWriter(t *testing.T) {
 					}
 				}
 				reads.Add(1)
+				// A breath between reads, so that on a busy machine the
+				// readers overlap the writes without starving them of CPU.
+				time.Sleep(50 * time.Microsecond)
 			}
 		}()
 	}
