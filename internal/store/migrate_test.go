@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -212,6 +213,10 @@ func TestMigrationsRunInOrder(t *testing.T) {
 	if tableSQL(t, s.w, "queue") == "" {
 		t.Error("step 2 did not create its table")
 	}
+	var indexes int
+	if err := s.w.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'queue_due'`).Scan(&indexes); err != nil || indexes != 1 {
+		t.Errorf("step 2 did not run its second statement: %d indexes, %v", indexes, err)
+	}
 	ep, err := s.Get(ctx, "endpoint", "churn")
 	if err != nil {
 		t.Fatal(err)
@@ -312,5 +317,54 @@ func TestErrExistsByErrorCode(t *testing.T) {
 	}
 	if isDuplicate(nil) || isDuplicate(errors.New("UNIQUE constraint failed")) {
 		t.Fatal("isDuplicate matched something that is not an SQLite constraint error")
+	}
+}
+
+// TestOpenV0Fixture opens testdata/v0-berth.db, a database written by the
+// store before schema versions (as of commit 9aa4601): its Open, then
+// Create of the three records below, an Update of the endpoint that set
+// its status again, and Close.
+func TestOpenV0Fixture(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join("testdata", "v0-berth.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "berth.db"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, dir)
+	if v := userVersion(t, db); v != 0 {
+		t.Fatalf("fixture has user_version %d, want 0", v)
+	}
+	oldDDL := tableSQL(t, db, "resources")
+	db.Close()
+
+	s, err := Open(ctx, dir)
+	if err != nil {
+		t.Fatalf("open the fixture: %v", err)
+	}
+	defer s.Close()
+	if v := userVersion(t, s.w); v != SchemaVersion() {
+		t.Errorf("user_version %d after open, want %d", v, SchemaVersion())
+	}
+	if ddl := tableSQL(t, s.w, "resources"); ddl != oldDDL {
+		t.Errorf("resources table changed:\n%s\nwas:\n%s", ddl, oldDDL)
+	}
+	at := time.Unix(1764288000, 123456789)
+	for _, want := range []Record{
+		{Kind: "model", Name: "Churn-Model", Created: at, Modified: at, Body: []byte(`{"ModelName":"Churn-Model","PrimaryContainer":{"Image":"berth/xgboost","ModelDataUrl":"s3://models/churn/model.tar.gz"},"ExecutionRoleArn":"arn:aws:iam::000000000000:role/berth"}`)},
+		{Kind: "endpoint-config", Name: "churn-cfg", Created: at.Add(time.Second), Modified: at.Add(time.Second), Body: []byte(`{"EndpointConfigName":"churn-cfg","ProductionVariants":[{"VariantName":"AllTraffic","ModelName":"Churn-Model","InitialInstanceCount":1,"InstanceType":"ml.m5.large"}]}`)},
+		{Kind: "endpoint", Name: "churn", Created: at.Add(2 * time.Second), Modified: at.Add(3 * time.Second), Status: "InService", Body: []byte(`{"EndpointName":"churn","EndpointConfigName":"churn-cfg"}`)},
+	} {
+		got, err := s.Get(ctx, want.Kind, strings.ToUpper(want.Name))
+		if err != nil {
+			t.Fatalf("get %s %s: %v", want.Kind, want.Name, err)
+		}
+		if got.Name != want.Name || got.Status != want.Status || string(got.Body) != string(want.Body) ||
+			!got.Created.Equal(want.Created) || !got.Modified.Equal(want.Modified) {
+			t.Errorf("got %+v\nwant %+v", got, want)
+		}
 	}
 }
