@@ -962,7 +962,7 @@ func (s *Service) Restore(ctx context.Context) error {
 		}
 	}
 	if len(unreadable) > 0 {
-		return fmt.Errorf("this berth cannot read %d stored endpoint(s); nothing was started or changed: %w", len(unreadable), errors.Join(unreadable...))
+		return fmt.Errorf("cannot read %d stored endpoint(s), so nothing was started or changed; run the berth that wrote them, or repair them in berth.db in the data dir: %w", len(unreadable), errors.Join(unreadable...))
 	}
 	for i, rec := range recs {
 		er := decoded[i]
