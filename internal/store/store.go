@@ -33,8 +33,8 @@
 //
 // Then add a case to the migration tests that opens a database at the
 // previous version with rows in it and checks what the step made of them.
-// Stored JSON bodies are decoded strictly when berth restores its state
-// (unknown fields are an error), so a renamed or retyped field without a
+// The control plane decodes stored endpoints strictly at start-up (an
+// unknown field is an error), so a renamed or retyped field without a
 // migration stops start-up instead of silently losing data.
 package store
 
