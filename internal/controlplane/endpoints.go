@@ -947,17 +947,34 @@ func (s *Service) scale(ctx context.Context, le *liveEndpoint, desired []Desired
 // Restore brings back every persisted endpoint after a restart: those
 // that were serving or being created or updated are deployed again, and
 // deletions in flight are finished.
+//
+// Every stored endpoint is decoded, strictly, before anything starts. If
+// one cannot be read, Restore fails naming each such endpoint and the
+// decode error, and has started and written nothing, so berth does not
+// come up. Failing beats serving the others and skipping it: a skipped
+// endpoint would stay listed as InService while nothing serves it, and the
+// first status write would re-encode it without the fields this binary
+// does not know. Records only stop decoding through a berth upgrade that
+// lacks a migration or a hand-edited database; both are fixed offline (run
+// the berth that wrote the record, or repair the row), and the record is
+// kept untouched for that.
 func (s *Service) Restore(ctx context.Context) error {
 	recs, err := s.opts.Store.List(ctx, kindEndpoint)
 	if err != nil {
 		return err
 	}
-	for _, rec := range recs {
-		er, err := decodeEndpoint(rec)
-		if err != nil {
-			s.log.Error("skip unreadable endpoint", "endpoint", rec.Name, "err", err)
-			continue
+	decoded := make([]EndpointRecord, len(recs))
+	var unreadable []error
+	for i, rec := range recs {
+		if decoded[i], err = decodeStoredEndpoint(rec); err != nil {
+			unreadable = append(unreadable, err)
 		}
+	}
+	if len(unreadable) > 0 {
+		return fmt.Errorf("cannot read %d stored endpoint(s), so nothing was started or changed; run the berth that wrote them, or repair them in berth.db in the data dir: %w", len(unreadable), errors.Join(unreadable...))
+	}
+	for i, rec := range recs {
+		er := decoded[i]
 		switch er.Status {
 		case StatusDeleting:
 			s.startDelete(rec.Name)
