@@ -83,6 +83,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 		opts.Executable = exe
 	}
+	verifier, err := newVerifier(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -153,8 +157,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
 		BodyTimeout:     cfg.Limits.InvocationTimeout,
+		Verifier:        verifier,
 		Logger:          logger,
 	})
+	extra := map[string]http.Handler{
+		"/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
+	}
+	if cfg.Metrics.Path != "" {
+		extra[cfg.Metrics.Path] = a.metrics.Handler()
+	}
 	a.handler = awsapi.NewHandler(awsapi.Services{
 		SageMaker: sagemaker.NewHandler(a.cp, logger),
 		Runtime:   a.rt,
@@ -162,10 +173,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			// Multipart parts are spooled to disk, not held in memory.
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
 			s3api.WithVirtualHostDomains("localhost")),
-		Extra: map[string]http.Handler{
-			"/ping":    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
-			"/metrics": a.metrics.Handler(),
-		},
+		Extra:              extra,
+		Verifier:           verifier,
+		MaxSignedBodyBytes: max(cfg.Limits.MaxPayloadBytes, 8<<20),
 	}, logger)
 	ok = true
 	return a, nil

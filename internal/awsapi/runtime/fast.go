@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/awsapi"
+	"github.com/berth-io/berth/internal/awsapi/sigv4"
 	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/router"
 )
@@ -68,6 +69,13 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 	received := time.Now()
 	id := awsapi.NewRequestID()
 	name, _ := fastEndpoint(fr.Path)
+	if h.opts.Verifier != nil {
+		sr := sigv4.Request{Method: fr.Method, Path: fr.Path, Query: fr.Query, Header: fr.Header}
+		if err := awsapi.VerifyBuffered(h.opts.Verifier, &sr, fr.Body); err != nil {
+			h.fastFail(ctx, fr, w, id, awsapi.RuntimeAuthCatalog.Translate(err))
+			return
+		}
+	}
 	req := requestPool.Get().(*router.Request)
 	defer func() {
 		*req = router.Request{}
