@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end test through clients nobody here wrote: builds berth, serves it
-# on a free loopback port with a throwaway data dir and the image my-sklearn:1
+# on a free loopback port with a throwaway data dir, an access key pair
+# (so every request is signature-checked) and the image my-sklearn:1
 # (e2e/sklearn/serve.py), trains a scikit-learn model, and runs
 # e2e/boto3_cli_test.py (boto3 and the AWS CLI) against it.
 #
@@ -51,7 +52,10 @@ YAML
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 
-"$tmp/berth" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" \
+# With credentials, as a shared deployment runs: every check signs with
+# the key pair boto3_cli_test.py gives boto3 and the CLI (test/test).
+BERTH_ACCESS_KEY_ID=test BERTH_SECRET_ACCESS_KEY=test \
+  "$tmp/berth" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" \
   --config "$tmp/berth.yaml" >"$tmp/berth.log" 2>&1 &
 berth_pid=$!
 
