@@ -167,8 +167,8 @@ func (rt *router) authenticateS3(w http.ResponseWriter, r *http.Request) (http.R
 	var check sigv4.BodyChecker
 	switch p := string(payload); {
 	case p == sigv4.UnsignedPayload || p == "STREAMING-UNSIGNED-PAYLOAD-TRAILER":
-		// The body is not signed (the trailer's checksum is checked by
-		// the S3 handler).
+		// The client chose not to sign the body (S3 allows it); the
+		// S3 handler decodes a trailer body itself.
 	case p == sigv4.StreamingPayload:
 		decoded, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
 		if err != nil || decoded < 0 {

@@ -90,7 +90,7 @@ func TestVerifyHeaderSigned(t *testing.T) {
 		body     string
 		creds    aws.Credentials
 		at       time.Time
-		sendHash bool   // send x-amz-content-sha256 (S3 style)
+		sendHash bool // send x-amz-content-sha256 (S3 style)
 		tamper   func(*http.Request)
 		want     string // failure code, "" for success
 	}{
