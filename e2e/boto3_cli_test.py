@@ -413,15 +413,20 @@ def s3_presigned_url_with_curl(ctx):
     p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", tampered],
                        capture_output=True, text=True, timeout=60)
     expect_eq("presigned URL for another key: HTTP status", p.stdout, "403")
-    # boto3's presigned PUT, uploaded with curl. berth verifies SigV4 only;
-    # boto3 presigns with SigV2 against a custom endpoint unless told.
+    # boto3's presigned PUT and GET, with curl: boto3's default (signature
+    # version 2 for S3 URLs) and s3v4. curl -T sends no Content-Type, as
+    # signed.
     s3v4 = boto3.client("s3", endpoint_url=ctx.url, config=Config(signature_version="s3v4"))
-    put_url = s3v4.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "presigned/put.csv"},
-                                            ExpiresIn=300)
-    subprocess.run(["curl", "-fsS", "-X", "PUT", "--data-binary", "@" + ctx.rows_path, put_url],
-                   check=True, timeout=60, capture_output=True)
-    got = ctx.s3.get_object(Bucket=BUCKET, Key="presigned/put.csv")["Body"].read()
-    expect_eq("object uploaded with a presigned PUT", got, ctx.rows)
+    for name, client in (("default", ctx.s3), ("s3v4", s3v4)):
+        key = f"presigned/{name}.csv"
+        put_url = client.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+        subprocess.run(["curl", "-fsS", "-T", ctx.rows_path, put_url], check=True, timeout=60, capture_output=True)
+        get_url = client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+        p = subprocess.run(["curl", "-fsS", get_url], check=True, timeout=60, capture_output=True)
+        expect_eq(f"object through {name} presigned PUT and GET", p.stdout, ctx.rows)
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", get_url.replace(key, key + "x")],
+                           capture_output=True, text=True, timeout=60)
+        expect_eq(f"{name} presigned URL for another key: HTTP status", p.stdout, "403")
 
 
 @check

@@ -1,7 +1,9 @@
 // Package sigv4 verifies AWS Signature Version 4 on requests as received:
 // header-signed requests (Authorization: AWS4-HMAC-SHA256 ...), presigned
 // query strings (X-Amz-Signature and friends) and S3's signed aws-chunked
-// bodies (STREAMING-AWS4-HMAC-SHA256-PAYLOAD).
+// bodies (STREAMING-AWS4-HMAC-SHA256-PAYLOAD). S3 URLs presigned with
+// signature version 2, which boto3 still makes by default, are verified
+// too (VerifyPresignedV2).
 //
 // The canonical request is computed from the request exactly as it arrived
 // — the raw escaped path, the raw query, the signed header fields in the

@@ -81,3 +81,12 @@ func FuzzChunkedReader(f *testing.F) {
 		}
 	})
 }
+
+func FuzzVerifyPresignedV2(f *testing.F) {
+	f.Add("AWSAccessKeyId=AKIDTEST&Expires=1772600767&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D", "/b/k")
+	f.Add("AWSAccessKeyId=AKIDTEST&Expires=x&Signature=%zz&uploadId=1&acl", "/")
+	f.Fuzz(func(t *testing.T, q, path string) {
+		v := newVerifier(t, testNow)
+		_ = v.VerifyPresignedV2(&sigv4.Request{Method: []byte("GET"), Path: []byte(path), Query: []byte(q)})
+	})
+}

@@ -186,6 +186,14 @@ func FromHTTP(r *http.Request) *Request {
 	return req
 }
 
+// errPresignedV2 is what Parse returns for a version 2 presigned URL:
+// verify it with VerifyPresignedV2.
+var errPresignedV2 = fail(Malformed, "signature version 2 is accepted for presigned S3 URLs only")
+
+// IsPresignedV2Error reports whether err is Parse's answer to a request
+// presigned with signature version 2.
+func IsPresignedV2Error(err error) bool { return err == errPresignedV2 }
+
 // Signed is a verified signature: what verifying an aws-chunked body
 // needs. Its slices point into the request.
 type Signed struct {
@@ -206,6 +214,9 @@ func Parse(req *Request) (Auth, error) {
 	}
 	if len(req.Query) > 0 && IsPresigned(string(req.Query)) {
 		return ParsePresigned(string(req.Query))
+	}
+	if len(req.Query) > 0 && IsPresignedV2(string(req.Query)) {
+		return Auth{}, errPresignedV2
 	}
 	return Auth{}, errMissing
 }

@@ -18,6 +18,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/berth-io/berth/internal/awsapi/sigv4"
+	"github.com/berth-io/berth/internal/h1"
 )
 
 var (
@@ -281,5 +282,48 @@ func TestVerifyAllocations(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("verifying a header-signed request allocates %.0f times, want 0", n)
+	}
+}
+
+// TestVerifyPresignedV2 checks the version 2 query signature against the
+// example in the S3 documentation ("Query string request authentication
+// alternative", bucket johnsmith) and variations of it.
+func TestVerifyPresignedV2(t *testing.T) {
+	expires := time.Unix(1175139620, 0)
+	v, err := sigv4.New([]sigv4.Credential{{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+		sigv4.Options{Now: func() time.Time { return expires.Add(-time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const query = "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1175139620&Signature=NpgCjnDzrM%2BWFzoENXmpNDUsSn8%3D"
+	req := func(method, path, q string) *sigv4.Request {
+		return &sigv4.Request{Method: []byte(method), Path: []byte(path), Query: []byte(q),
+			Header: []h1.Field{{Name: []byte("Host"), Value: []byte("s3.amazonaws.com")}}}
+	}
+	code := func(err error) string {
+		var se *sigv4.Error
+		if errors.As(err, &se) {
+			return se.Code.String()
+		}
+		return ""
+	}
+	if _, err := sigv4.Parse(req("GET", "/johnsmith/photos/puppy.jpg", query)); !sigv4.IsPresignedV2Error(err) {
+		t.Fatalf("Parse of a v2 URL: %v", err)
+	}
+	for _, tc := range []struct{ name, method, path, query, want string }{
+		{"documented example", "GET", "/johnsmith/photos/puppy.jpg", query, ""},
+		{"other key", "GET", "/johnsmith/photos/kitten.jpg", query, "mismatch"},
+		{"other method", "PUT", "/johnsmith/photos/puppy.jpg", query, "mismatch"},
+		{"sub-resource added", "GET", "/johnsmith/photos/puppy.jpg", query + "&acl", "mismatch"},
+		{"unknown key", "GET", "/johnsmith/photos/puppy.jpg", strings.Replace(query, "AKIAIOSFODNN7EXAMPLE", "AKIDNOPE", 1), "unknown key"},
+	} {
+		if got := code(v.VerifyPresignedV2(req(tc.method, tc.path, tc.query))); got != tc.want {
+			t.Errorf("%s: code %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	late, _ := sigv4.New([]sigv4.Credential{{AccessKeyID: "AKIAIOSFODNN7EXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}},
+		sigv4.Options{Now: func() time.Time { return expires.Add(time.Second) }})
+	if got := code(late.VerifyPresignedV2(req("GET", "/johnsmith/photos/puppy.jpg", query))); got != "expired" {
+		t.Errorf("after Expires: code %q, want expired", got)
 	}
 }
