@@ -389,3 +389,33 @@ func TestAuthModeRules(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthS3LargeTamperedBody: an object larger than what is checked up
+// front is checked as it streams; a tampered one is refused and not
+// stored, an intact one is.
+func TestAuthS3LargeTamperedBody(t *testing.T) {
+	s := startAuthServer(t)
+	ctx := context.Background()
+	if _, err := s.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("large")}); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB
+	for _, tc := range []struct {
+		key  string
+		rt   http.RoundTripper
+		want string
+	}{
+		{"intact", nil, ""},
+		{"tampered", tamperTransport{}, "XAmzContentSHA256Mismatch"},
+	} {
+		_, _, c := authClients(s.url, credentials.NewStaticCredentialsProvider(testKeyID, testSecret, ""), tc.rt)
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("large"), Key: aws.String(tc.key), Body: bytes.NewReader(data)})
+		if got := errorCode(err); got != tc.want {
+			t.Errorf("%s: code %q, want %q (%v)", tc.key, got, tc.want, err)
+		}
+		_, herr := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("large"), Key: aws.String(tc.key)})
+		if stored := herr == nil; stored != (tc.want == "") {
+			t.Errorf("%s: stored = %v", tc.key, stored)
+		}
+	}
+}
