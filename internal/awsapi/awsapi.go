@@ -1,8 +1,10 @@
 // Package awsapi is berth's edge: one HTTP handler that speaks four AWS
 // protocols on one port. It picks the service from the SigV4 credential
 // scope of the Authorization header (falling back to X-Amz-Target and the
-// path for unsigned requests), stamps every response with a request id, and
-// is the only place where domain errors become AWS error codes. The
+// path for unsigned requests), verifies SigV4 signatures when credentials
+// are configured (auth.go, over package sigv4), stamps every response with a
+// request id, and is the only place where domain errors and signature
+// failures become AWS error codes. The
 // protocols themselves live in the sub-packages sagemaker, runtime and s3.
 package awsapi
 

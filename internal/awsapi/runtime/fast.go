@@ -24,7 +24,9 @@ import (
 // them exactly as ServeHTTP behind awsapi's handler would: the same
 // headers, and the same error documents, rendered by the same code through
 // h1.HTTPHandler. Everything else (the response stream, odd paths,
-// chunked uploads, other services) stays on net/http.
+// chunked uploads, other services) stays on net/http. With a Verifier, the
+// signature (and the body's hash) is checked first, as awsapi's handler
+// checks it for the requests net/http serves.
 //
 // Three differences remain, none of them in what a client is told: a
 // client that disconnects is noticed when the response is written, not
