@@ -4,8 +4,8 @@
 // path for unsigned requests), verifies SigV4 signatures when credentials
 // are configured (auth.go, over package sigv4), stamps every response with a
 // request id, and is the only place where domain errors and signature
-// failures become AWS error codes. The
-// protocols themselves live in the sub-packages sagemaker, runtime and s3.
+// failures become AWS error codes. The protocols themselves live in the
+// sub-packages sagemaker, runtime and s3.
 package awsapi
 
 import (
