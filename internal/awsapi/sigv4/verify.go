@@ -427,7 +427,13 @@ func appendEscaped(b, p []byte, keepSlash bool) []byte {
 // appendTrimmed appends a header value with leading and trailing spaces
 // removed and runs of spaces collapsed to one.
 func appendTrimmed(b, v []byte) []byte {
-	v = bytes.Trim(v, " \t")
+	// By hand: bytes.Trim builds its byte set on every call.
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
 	space := false
 	for _, c := range v {
 		if c == ' ' || c == '\t' {
