@@ -109,6 +109,17 @@ func (rt *router) authenticate(w http.ResponseWriter, r *http.Request, p protoco
 	if p == protoRuntime {
 		catalog, auth = RuntimeCatalog, RuntimeAuthCatalog
 	}
+	// Refuse what can be refused without the body (no signature, an
+	// unknown key, a stale date) before reading up to limit bytes of it.
+	req := sigv4.FromHTTP(r)
+	a, err := sigv4.Parse(req)
+	if err == nil {
+		err = rt.s.Verifier.Check(req, &a)
+	}
+	if err != nil {
+		WriteError(w, r, rt.logger, catalog, auth.Translate(err))
+		return w, r, false
+	}
 	limit := rt.s.MaxSignedBodyBytes
 	if limit <= 0 {
 		limit = defaultMaxSignedBody
@@ -127,7 +138,7 @@ func (rt *router) authenticate(w http.ResponseWriter, r *http.Request, p protoco
 		})
 		return w, r, false
 	}
-	if err := VerifyBuffered(rt.s.Verifier, sigv4.FromHTTP(r), body); err != nil {
+	if err := VerifyBuffered(rt.s.Verifier, req, body); err != nil {
 		WriteError(w, r, rt.logger, catalog, auth.Translate(err))
 		return w, r, false
 	}

@@ -64,6 +64,11 @@ func TestAuthJSONBodyReplayed(t *testing.T) {
 	if status, _, body := send("/", "SageMaker.ListModels", "{}", "secret"); status != 200 || body != "{}" {
 		t.Errorf("signed control plane request: %d %q", status, body)
 	}
+	// Refused before the body is read: an unsigned request with a body
+	// over the limit gets the authentication error, not 413.
+	if status, code, _ := send("/", "SageMaker.ListModels", strings.Repeat("x", defaultMaxSignedBody+10), ""); status != 400 || code != "MissingAuthenticationTokenException" {
+		t.Errorf("unsigned request with a large body: %d %s", status, code)
+	}
 	status, code, body := send("/", "SageMaker.ListModels", "{}", "")
 	var doc map[string]string
 	json.Unmarshal([]byte(body), &doc)

@@ -228,35 +228,9 @@ func Parse(req *Request) (Auth, error) {
 // checks that the body matches it (see NewHashReader, NewChunkedReader).
 func (v *Verifier) Verify(req *Request, a *Auth, payloadHash []byte) (Signed, error) {
 	var sg Signed
-	sec, ok := v.keys[string(a.AccessKey)]
-	if !ok {
-		return sg, errUnknown
-	}
-	now := v.now()
-	amzDate := a.AmzDate
-	var t time.Time
-	if a.Presigned {
-		t, _ = ParseAmzDate(amzDate)
-		if t.After(now.Add(v.maxSkew)) {
-			return sg, fail(Skewed, "request is not yet valid: X-Amz-Date is in the future")
-		}
-		if now.After(t.Add(a.Expires)) {
-			return sg, errExpired
-		}
-	} else {
-		amzDate = req.HeaderValue("X-Amz-Date")
-		if amzDate == nil {
-			return sg, fail(Malformed, "request must carry an X-Amz-Date header")
-		}
-		if t, ok = ParseAmzDate(amzDate); !ok {
-			return sg, fail(Malformed, "X-Amz-Date must have the form yyyyMMddTHHmmssZ")
-		}
-		if d := now.Sub(t); d > v.maxSkew || d < -v.maxSkew {
-			return sg, errSkewed
-		}
-	}
-	if !bytes.Equal(a.Date, amzDate[:8]) {
-		return sg, fail(Malformed, "credential scope date does not match X-Amz-Date")
+	sec, amzDate, err := v.check(req, a)
+	if err != nil {
+		return sg, err
 	}
 	key := sec.key(a)
 
@@ -278,6 +252,51 @@ func (v *Verifier) Verify(req *Request, a *Auth, payloadHash []byte) (Signed, er
 	}
 	sg.AccessKey, sg.AmzDate, sg.Scope, sg.Key, sg.Signature = a.AccessKey, amzDate, a.Scope, key, a.Signature
 	return sg, nil
+}
+
+// Check does what Verify does before it needs the payload: the access
+// key is known and the request time is within the allowed skew (or the
+// presigned URL has not expired). A server can refuse a request that
+// fails it before reading a body.
+func (v *Verifier) Check(req *Request, a *Auth) error {
+	_, _, err := v.check(req, a)
+	return err
+}
+
+// check returns the secret of a's access key and the request time as
+// signed.
+func (v *Verifier) check(req *Request, a *Auth) (*secret, []byte, error) {
+	sec, ok := v.keys[string(a.AccessKey)]
+	if !ok {
+		return nil, nil, errUnknown
+	}
+	now := v.now()
+	amzDate := a.AmzDate
+	var t time.Time
+	if a.Presigned {
+		t, _ = ParseAmzDate(amzDate)
+		if t.After(now.Add(v.maxSkew)) {
+			return nil, nil, fail(Skewed, "request is not yet valid: X-Amz-Date is in the future")
+		}
+		if now.After(t.Add(a.Expires)) {
+			return nil, nil, errExpired
+		}
+	} else {
+		amzDate = req.HeaderValue("X-Amz-Date")
+		if amzDate == nil {
+			return nil, nil, fail(Malformed, "request must carry an X-Amz-Date header")
+		}
+		if t, ok = ParseAmzDate(amzDate); !ok {
+			return nil, nil, fail(Malformed, "X-Amz-Date must have the form yyyyMMddTHHmmssZ")
+		}
+		if d := now.Sub(t); d > v.maxSkew || d < -v.maxSkew {
+			return nil, nil, errSkewed
+		}
+	}
+	if !bytes.Equal(a.Date, amzDate[:8]) {
+		return nil, nil, fail(Malformed, "credential scope date does not match X-Amz-Date")
+	}
+	return sec, amzDate, nil
 }
 
 // scratch is pooled working space for one verification.
