@@ -366,6 +366,69 @@ def cli_invoke_endpoint(ctx):
 # --- (4) tear down ---------------------------------------------------------
 
 
+def bad_clients(ctx, key_id, secret):
+    cfg = Config(retries={"max_attempts": 0, "mode": "standard"}, read_timeout=60)
+    return [boto3.client(svc, endpoint_url=ctx.url, config=cfg, aws_access_key_id=key_id,
+                         aws_secret_access_key=secret) for svc in ("sagemaker", "sagemaker-runtime", "s3")]
+
+
+@check
+def wrong_keys_are_refused(ctx):
+    """berth runs with credentials (run.sh): boto3 signing with a wrong
+    secret or an unknown key gets each protocol's AWS error."""
+    for key_id, secret, codes in (
+        (os.environ["AWS_ACCESS_KEY_ID"], "not-the-secret",
+         ("InvalidSignatureException", "InvalidSignatureException", "SignatureDoesNotMatch")),
+        ("AKIDUNKNOWN", os.environ["AWS_SECRET_ACCESS_KEY"],
+         ("UnrecognizedClientException", "UnrecognizedClientException", "InvalidAccessKeyId")),
+    ):
+        sm, smr, s3 = bad_clients(ctx, key_id, secret)
+        expect_client_error(lambda: sm.list_models(), codes[0], 400)
+        expect_client_error(lambda: smr.invoke_endpoint(EndpointName=ENDPOINT, ContentType="text/csv",
+                                                        Body=ctx.rows), codes[1], 403)
+        expect_client_error(lambda: s3.put_object(Bucket=BUCKET, Key="refused", Body=b"x"), codes[2], 403)
+    expect_client_error(lambda: ctx.s3.head_object(Bucket=BUCKET, Key="refused"), "404", 404)
+
+
+@check
+def cli_wrong_secret_is_refused(ctx):
+    env = dict(os.environ, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    for args, code in ((["s3", "ls"], "SignatureDoesNotMatch"),
+                       (["sagemaker", "list-endpoints"], "InvalidSignatureException")):
+        p = subprocess.run([AWS_CLI, "--endpoint-url", ctx.url, *args], capture_output=True, text=True,
+                           timeout=120, env=env)
+        if p.returncode == 0 or code not in p.stderr:
+            raise AssertionError(f"aws {' '.join(args)} with a wrong secret: exit {p.returncode}, "
+                                 f"stderr {p.stderr.strip()[-500:]!r}, want {code}")
+
+
+@check
+def s3_presigned_url_with_curl(ctx):
+    """An `aws s3 presign` URL fetched with curl (no AWS client at all)."""
+    url = ctx.aws("s3", "presign", f"s3://{BUCKET}/{MODEL_KEY}", "--expires-in", "300").strip()
+    out = os.path.join(ctx.work, "presigned.tar.gz")
+    subprocess.run(["curl", "-fsS", "-o", out, url], check=True, timeout=60)
+    expect_eq("presigned download", sha256_file(out), sha256_file(os.path.join(ctx.work, "model.tar.gz")))
+    tampered = url.replace(MODEL_KEY, "sklearn/other.tar.gz")
+    p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", tampered],
+                       capture_output=True, text=True, timeout=60)
+    expect_eq("presigned URL for another key: HTTP status", p.stdout, "403")
+    # boto3's presigned PUT and GET, with curl: boto3's default (signature
+    # version 2 for S3 URLs) and s3v4. curl -T sends no Content-Type, as
+    # signed.
+    s3v4 = boto3.client("s3", endpoint_url=ctx.url, config=Config(signature_version="s3v4"))
+    for name, client in (("default", ctx.s3), ("s3v4", s3v4)):
+        key = f"presigned/{name}.csv"
+        put_url = client.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+        subprocess.run(["curl", "-fsS", "-T", ctx.rows_path, put_url], check=True, timeout=60, capture_output=True)
+        get_url = client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=300)
+        p = subprocess.run(["curl", "-fsS", get_url], check=True, timeout=60, capture_output=True)
+        expect_eq(f"object through {name} presigned PUT and GET", p.stdout, ctx.rows)
+        p = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", get_url.replace(key, key + "x")],
+                           capture_output=True, text=True, timeout=60)
+        expect_eq(f"{name} presigned URL for another key: HTTP status", p.stdout, "403")
+
+
 @check
 def delete_endpoint_and_wait(ctx):
     start = time.monotonic()

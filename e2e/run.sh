@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # End-to-end test through clients nobody here wrote: runs the README's
 # walk-throughs as written (e2e/readme_test.sh, a berth of their own), then
-# builds berth, serves it on a free loopback port with a throwaway data dir
-# and the image my-sklearn:1 (e2e/sklearn/serve.py), trains a scikit-learn
-# model, and runs e2e/boto3_cli_test.py (boto3 and the AWS CLI) against it.
+# builds berth, serves it on a free loopback port with a throwaway data dir,
+# an access key pair (so every request is signature-checked) and the image
+# my-sklearn:1 (e2e/sklearn/serve.py), trains a scikit-learn model, and runs
+# e2e/boto3_cli_test.py (boto3 and the AWS CLI) against it.
 #
 # Needs go, /usr/bin/python3 with boto3 and sklearn, and /usr/bin/aws
 # (Debian: python3-boto3 python3-sklearn awscli).
@@ -54,7 +55,10 @@ YAML
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
 
-"$tmp/berth" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" \
+# With credentials, as a shared deployment runs: every check signs with
+# the key pair boto3_cli_test.py gives boto3 and the CLI (test/test).
+BERTH_ACCESS_KEY_ID=test BERTH_SECRET_ACCESS_KEY=test \
+  "$tmp/berth" serve --listen "127.0.0.1:$port" --data-dir "$tmp/data" \
   --config "$tmp/berth.yaml" >"$tmp/berth.log" 2>&1 &
 berth_pid=$!
 

@@ -28,6 +28,11 @@
 #        LOOPROXY=1   also measure bench/realtime/looproxy, a minimal
 #                     event-loop proxy in Go (a reference point for berth's
 #                     design, not a product), as target "looproxy"
+#        AUTH=1       also measure berth with signature verification on, as
+#                     target "berth-auth": the same binary started with an
+#                     access key pair, driven by loadgen -sign (every
+#                     request carries a SigV4 signature the server checks);
+#                     prints berth-auth/berth, the cost of verification
 #        BERTH_B=path also measure this second berth binary, as target
 #                     "berth-b" (an A/B of two builds in one run)
 #        PERFSTAT=1   also count, with `perf stat` (Debian package linux-perf,
@@ -90,9 +95,12 @@ wait_http() {
   return 1
 }
 
-# sm OP JSON: one unsigned SageMaker control-plane call (awsJson1_1).
+# sm OP JSON: one SageMaker control-plane call (awsJson1_1), unsigned, or
+# signed with SigV4 by curl when SM_SIGN is KEY:SECRET.
 sm() {
-  curl -fsS -X POST "http://127.0.0.1:$BERTH_PORT/" \
+  local sign=()
+  if [[ -n ${SM_SIGN:-} ]]; then sign=(--aws-sigv4 "aws:amz:us-east-1:sagemaker" --user "$SM_SIGN"); fi
+  curl -fsS "${sign[@]}" -X POST "http://127.0.0.1:$BERTH_PORT/" \
     -H "X-Amz-Target: SageMaker.$1" \
     -H 'Content-Type: application/x-amz-json-1.1' \
     --data-binary "$2"
@@ -118,13 +126,15 @@ else
   log "berth: built from the working tree at $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD -- 2>/dev/null || echo ' + local changes')"
 fi
 
-mapfile -t PORTS < <("$TMP/loadgen" -freeports 6)
+mapfile -t PORTS < <("$TMP/loadgen" -freeports 7)
 ECHO_PORT=${PORTS[0]}
 NGINX1_PORT=${PORTS[1]}
 NGINX2_PORT=${PORTS[2]}
 BERTH_PORT=${PORTS[3]}
 LOOP_PORT=${PORTS[4]}
 BERTHB_PORT=${PORTS[5]}
+BERTHAUTH_PORT=${PORTS[6]}
+AUTH_KEYS=bench-key:bench-secret
 
 # ---------------------------------------------------------------- (a) echo server
 SAGEMAKER_BIND_TO_PORT=$ECHO_PORT "$TMP/testserver" >"$TMP/testserver.log" 2>&1 &
@@ -192,11 +202,13 @@ images:
   bench/echo:1:
     command: ["$TMP/testserver"]
 EOF
-# start_berth BIN PORT NAME: starts BIN serve on PORT with its own data
-# dir, deploys the echo endpoint and waits for InService; sets STARTED_PID.
+# start_berth BIN PORT NAME [KEY:SECRET]: starts BIN serve on PORT with its
+# own data dir (and the access key pair, when given), deploys the echo
+# endpoint and waits for InService; sets STARTED_PID.
 start_berth() {
   local bin=$1 port=$2 name=$3 up= status= _
-  "$bin" serve --listen "127.0.0.1:$port" --data-dir "$TMP/$name-data" \
+  local SM_SIGN=${4:-}
+  BERTH_ACCESS_KEY_ID=${SM_SIGN%%:*} BERTH_SECRET_ACCESS_KEY=${SM_SIGN#*:} "$bin" serve --listen "127.0.0.1:$port" --data-dir "$TMP/$name-data" \
     --config "$TMP/berth.yaml" --log-level "$BERTH_LOG_LEVEL" >"$TMP/$name.log" 2>&1 &
   STARTED_PID=$!
   PIDS+=("$STARTED_PID")
@@ -234,6 +246,10 @@ if [[ -n ${BERTH_B:-} ]]; then
   BERTHB_PID=$STARTED_PID
   log "berth-b: $BERTH_B"
 fi
+if [[ ${AUTH:-} == 1 ]]; then
+  start_berth "$TMP/berth" "$BERTHAUTH_PORT" berth-auth "$AUTH_KEYS"
+  BERTHAUTH_PID=$STARTED_PID
+fi
 
 # ---------------------------------------------------------------- the matrix
 declare -A URL=(
@@ -250,6 +266,12 @@ fi
 if [[ ${LOOPROXY:-} == 1 ]]; then
   URL[looproxy]="http://127.0.0.1:$LOOP_PORT/invocations"
   TARGETS+=(looproxy)
+fi
+declare -A LOADGEN_ARGS
+if [[ ${AUTH:-} == 1 ]]; then
+  URL[berth-auth]="http://127.0.0.1:$BERTHAUTH_PORT/endpoints/$ENDPOINT/invocations"
+  LOADGEN_ARGS[berth-auth]="-sign $AUTH_KEYS"
+  TARGETS+=(berth-auth)
 fi
 read -r -a CONCS <<<"$CONCURRENCY"
 MAXC=${CONCS[-1]}
@@ -287,6 +309,7 @@ proxy_pids() {
     berth) echo "$BERTH_PID" ;;
     looproxy) echo "$LOOP_PID" ;;
     berth-b) echo "$BERTHB_PID" ;;
+    berth-auth) echo "$BERTHAUTH_PID" ;;
   esac
 }
 CLK_TCK=$(getconf CLK_TCK)
@@ -315,7 +338,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
         stat_pid=$!
       fi
       ticks0=$(cpu_ticks "${pids[@]}")
-      out=$("$TMP/loadgen" -url "${URL[$t]}" -c "$c" -d "${DURATION}s" -warmup "${WARMUP}s")
+      # shellcheck disable=SC2086 # LOADGEN_ARGS are words
+      out=$("$TMP/loadgen" -url "${URL[$t]}" -c "$c" -d "${DURATION}s" -warmup "${WARMUP}s" ${LOADGEN_ARGS[$t]:-})
       ticks1=$(cpu_ticks "${pids[@]}")
       if [[ -n $perf_pid ]]; then wait "$perf_pid" || true; fi
       if [[ -n $stat_pid ]]; then
@@ -392,6 +416,28 @@ other_table() {
 }
 if [[ -n ${BERTH_B:-} ]]; then other_table berth-b; fi
 if [[ ${LOOPROXY:-} == 1 ]]; then other_table looproxy; fi
+
+# Signature verification on (berth-auth) against off (berth): the ratio of
+# the medians and, steadier on a noisy machine, the median of the
+# per-round ratios.
+if [[ ${AUTH:-} == 1 ]]; then
+  echo
+  echo "signature verification: berth-auth (on) / berth (off), req/s"
+  echo
+  echo "| c | ratio of medians | per round | median per round | p50 µs off → on | CPU µs/req off → on |"
+  echo "|---:|---:|---|---:|---|---|"
+  for c in "${CONCS[@]}"; do
+    read -r -a off <<<"${ALL_RPS[berth,$c]}"
+    read -r -a on <<<"${ALL_RPS[berth-auth,$c]}"
+    ratios=()
+    for i in "${!off[@]}"; do
+      ratios+=("$(awk -v a="${on[i]}" -v b="${off[i]}" 'BEGIN {printf "%.2f", a / b}')")
+    done
+    printf '| %s | %s | %s | %s | %.1f → %.1f | %.1f → %.1f |\n' "$c" \
+      "$(awk -v a="${RPS[berth-auth,$c]}" -v b="${RPS[berth,$c]}" 'BEGIN {printf "%.2f", a / b}')" \
+      "${ratios[*]}" "$(median "${ratios[@]}")" "${P50[berth,$c]}" "${P50[berth-auth,$c]}" "${CPU[berth,$c]}" "${CPU[berth-auth,$c]}"
+  done
+fi
 
 # Rounds run back to back share the machine's state of the moment, so the
 # ratio within each round is steadier than the ratio of medians across

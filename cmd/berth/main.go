@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -55,6 +56,7 @@ func newVersionCommand() *cobra.Command {
 func newServeCommand() *cobra.Command {
 	def := config.Default()
 	var listen, dataDir, configFile, logLevel string
+	var insecure bool
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the berth server (SageMaker, SageMaker Runtime and S3 APIs on one port)",
@@ -73,6 +75,10 @@ func newServeCommand() *cobra.Command {
 			if cmd.Flags().Changed("data-dir") || os.Getenv("BERTH_DATA_DIR") != "" || cfg.DataDir == "" {
 				cfg.DataDir = dataDir
 			}
+			if err := cfg.Auth.AddEnvCredentials(os.Getenv); err != nil {
+				return err
+			}
+			cfg.Auth.Insecure = insecure
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level: %w", err)
@@ -85,6 +91,7 @@ func newServeCommand() *cobra.Command {
 	f.StringVar(&listen, "listen", envOr("BERTH_LISTEN", def.Listen), "address to serve every API on (env BERTH_LISTEN)")
 	f.StringVar(&dataDir, "data-dir", envOr("BERTH_DATA_DIR", def.DataDir), "directory for state, objects, artifacts and logs (env BERTH_DATA_DIR)")
 	f.StringVar(&configFile, "config", os.Getenv("BERTH_CONFIG"), "optional YAML config file (env BERTH_CONFIG)")
+	f.BoolVar(&insecure, "insecure", envBool("BERTH_INSECURE"), "serve without credentials on a non-loopback address, accepting every request (env BERTH_INSECURE)")
 	f.StringVar(&logLevel, "log-level", envOr("BERTH_LOG_LEVEL", "info"), "debug, info, warn or error (env BERTH_LOG_LEVEL)")
 	return cmd
 }
@@ -94,6 +101,12 @@ func envOr(key, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// envBool reads a boolean environment variable ("1", "true", ...).
+func envBool(key string) bool {
+	b, _ := strconv.ParseBool(os.Getenv(key))
+	return b
 }
 
 func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {

@@ -86,6 +86,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		}
 		opts.Executable = exe
 	}
+	verifier, err := newVerifier(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -164,8 +168,15 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
 		BodyTimeout:     cfg.Limits.InvocationTimeout,
+		Verifier:        verifier,
 		Logger:          logger,
 	})
+	extra := map[string]http.Handler{
+		"/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
+	}
+	if cfg.Metrics.Path != "" {
+		extra[cfg.Metrics.Path] = a.metrics.Handler()
+	}
 	a.handler = awsapi.NewHandler(awsapi.Services{
 		SageMaker: sagemaker.NewHandler(a.cp, logger),
 		Runtime:   a.rt,
@@ -174,9 +185,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
 			s3api.WithVirtualHostDomains("localhost"),
 			s3api.WithPostPolicy(postPolicySecrets(cfg.Auth))),
-		Extra: map[string]http.Handler{
-			"/ping":    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
-			"/metrics": a.metrics.Handler(),
+		Extra:              extra,
+		Verifier:           verifier,
+		MaxSignedBodyBytes: max(cfg.Limits.MaxPayloadBytes, 8<<20),
+		SelfAuthenticated: func(r *http.Request) bool {
+			return s3api.IsBrowserUpload(r, "localhost")
 		},
 	}, logger)
 	a.guard = awsapi.NewGuard(ctx, awsapi.GuardOptions{

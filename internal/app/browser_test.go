@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/berth-io/berth/internal/config"
@@ -220,8 +221,8 @@ func TestBrowserCORSListedOrigin(t *testing.T) {
 // Browser uploads (POST Object with a signed policy).
 
 const (
-	testAccessKey = "AKIDBROWSERTEST"
-	testSecret    = "browser-test-secret"
+	browserAccessKey = "AKIDBROWSERTEST"
+	browserSecret    = "browser-test-secret"
 )
 
 // postForm is a browser upload form: fields in order, then the file.
@@ -344,8 +345,10 @@ func uploadsConditions() []any {
 
 func TestBrowserPostPolicy(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.Auth.Credentials = []config.Credential{{AccessKeyID: testAccessKey, SecretAccessKey: testSecret}}
+	cfg.Auth.Credentials = []config.Credential{{AccessKeyID: browserAccessKey, SecretAccessKey: browserSecret}}
 	s := startServer(t, cfg)
+	// Requests other than the browser uploads are signature-checked.
+	_, _, s.s3 = authClients(s.url, credentials.NewStaticCredentialsProvider(browserAccessKey, browserSecret, ""), nil)
 	ctx := context.Background()
 	if _, err := s.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("inbox")}); err != nil {
 		t.Fatal(err)
@@ -364,19 +367,19 @@ func TestBrowserPostPolicy(t *testing.T) {
 			return &postForm{fields: [][2]string{{"key", "uploads/a.txt"}}, filename: "a.txt", file: []byte("x")}
 		}, 403, "AccessDenied", "policy"},
 		{"policy without signature", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
 			f.set("x-amz-signature", "")
 			return f
 		}, 403, "SignatureDoesNotMatch", ""},
 		{"wrong secret", func() *postForm {
-			return signedPostForm(testAccessKey, "not-the-secret", later, uploadsConditions(), goodFields)
+			return signedPostForm(browserAccessKey, "not-the-secret", later, uploadsConditions(), goodFields)
 		}, 403, "SignatureDoesNotMatch", ""},
 		{"unknown access key", func() *postForm {
-			return signedPostForm("AKIDUNKNOWN", testSecret, later, uploadsConditions(), goodFields)
+			return signedPostForm("AKIDUNKNOWN", browserSecret, later, uploadsConditions(), goodFields)
 		}, 403, "InvalidAccessKeyId", ""},
 		{"tampered policy", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
-			other := signedPostForm(testAccessKey, testSecret, later, []any{map[string]string{"bucket": "inbox"}, []any{"starts-with", "$key", ""}, []any{"starts-with", "$Content-Type", ""}}, goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
+			other := signedPostForm(browserAccessKey, browserSecret, later, []any{map[string]string{"bucket": "inbox"}, []any{"starts-with", "$key", ""}, []any{"starts-with", "$Content-Type", ""}}, goodFields)
 			for _, kv := range other.fields {
 				if kv[0] == "policy" {
 					f.set("policy", kv[1])
@@ -385,46 +388,46 @@ func TestBrowserPostPolicy(t *testing.T) {
 			return f
 		}, 403, "SignatureDoesNotMatch", ""},
 		{"expired policy", func() *postForm {
-			return signedPostForm(testAccessKey, testSecret, time.Now().Add(-time.Minute), uploadsConditions(), goodFields)
+			return signedPostForm(browserAccessKey, browserSecret, time.Now().Add(-time.Minute), uploadsConditions(), goodFields)
 		}, 403, "AccessDenied", "expired"},
 		{"key outside the policy", func() *postForm {
-			return signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), map[string]string{"key": "elsewhere/a.txt", "Content-Type": "text/plain"})
+			return signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), map[string]string{"key": "elsewhere/a.txt", "Content-Type": "text/plain"})
 		}, 403, "AccessDenied", "Condition failed"},
 		{"other bucket's policy", func() *postForm {
 			conds := uploadsConditions()
 			conds[0] = map[string]string{"bucket": "public"}
-			return signedPostForm(testAccessKey, testSecret, later, conds, goodFields)
+			return signedPostForm(browserAccessKey, browserSecret, later, conds, goodFields)
 		}, 403, "AccessDenied", "Condition failed"},
 		{"content type outside the policy", func() *postForm {
-			return signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), map[string]string{"key": "uploads/a", "Content-Type": "text/html,application/x-evil"})
+			return signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), map[string]string{"key": "uploads/a", "Content-Type": "text/html,application/x-evil"})
 		}, 403, "AccessDenied", "Condition failed"},
 		{"field the policy does not name", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
 			f.set("x-amz-meta-owner", "mallory")
 			return f
 		}, 403, "AccessDenied", "Extra input fields"},
 		{"file too large", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
 			f.file = bytes.Repeat([]byte("x"), 101)
 			return f
 		}, 400, "EntityTooLarge", ""},
 		{"file too small", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
 			f.file = []byte{}
 			return f
 		}, 400, "EntityTooSmall", ""},
 		{"no file", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
 			f.file = nil
 			return f
 		}, 400, "InvalidArgument", "file"},
 		{"empty key", func() *postForm {
 			conds := uploadsConditions()
 			conds[1] = []any{"starts-with", "$key", ""}
-			return signedPostForm(testAccessKey, testSecret, later, conds, map[string]string{"key": "", "Content-Type": "text/plain"})
+			return signedPostForm(browserAccessKey, browserSecret, later, conds, map[string]string{"key": "", "Content-Type": "text/plain"})
 		}, 400, "InvalidArgument", "key"},
 		{"not a policy document", func() *postForm {
-			f := signedPostForm(testAccessKey, testSecret, later, []any{[]any{"like", "$key", "x"}}, goodFields)
+			f := signedPostForm(browserAccessKey, browserSecret, later, []any{[]any{"like", "$key", "x"}}, goodFields)
 			return f
 		}, 400, "InvalidPolicyDocument", ""},
 	}
@@ -442,7 +445,7 @@ func TestBrowserPostPolicy(t *testing.T) {
 	}
 
 	t.Run("valid", func(t *testing.T) {
-		f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), goodFields)
+		f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), goodFields)
 		resp, body := f.post(t, url, nil)
 		if resp.StatusCode/100 != 2 {
 			t.Fatalf("valid upload: %d %s", resp.StatusCode, body)
@@ -457,7 +460,7 @@ func TestBrowserPostPolicy(t *testing.T) {
 		}
 	})
 	t.Run("valid, virtual-hosted", func(t *testing.T) {
-		f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), map[string]string{"key": "uploads/vhost.txt", "Content-Type": "text/plain"})
+		f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), map[string]string{"key": "uploads/vhost.txt", "Content-Type": "text/plain"})
 		host := "inbox.localhost:" + s.url[strings.LastIndexByte(s.url, ':')+1:]
 		resp, body := f.post(t, s.url+"/", map[string]string{"Host": host})
 		if resp.StatusCode/100 != 2 {
@@ -468,7 +471,7 @@ func TestBrowserPostPolicy(t *testing.T) {
 		}
 	})
 	t.Run("valid form from a page of another origin", func(t *testing.T) {
-		f := signedPostForm(testAccessKey, testSecret, later, uploadsConditions(), map[string]string{"key": "uploads/cross.txt", "Content-Type": "text/plain"})
+		f := signedPostForm(browserAccessKey, browserSecret, later, uploadsConditions(), map[string]string{"key": "uploads/cross.txt", "Content-Type": "text/plain"})
 		resp, _ := f.post(t, url, map[string]string{"Origin": "https://evil.example"})
 		if resp.StatusCode != http.StatusForbidden {
 			t.Errorf("cross-origin form: %d", resp.StatusCode)
@@ -519,7 +522,7 @@ print(json.dumps(list(post["fields"].items())))
 `
 	cmd := exec.Command(python, "-c", script, url, bucket, key)
 	cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
-		"AWS_ACCESS_KEY_ID="+testAccessKey, "AWS_SECRET_ACCESS_KEY="+testSecret)
+		"AWS_ACCESS_KEY_ID="+browserAccessKey, "AWS_SECRET_ACCESS_KEY="+browserSecret)
 	out, err := cmd.Output()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && strings.Contains(string(ee.Stderr), "No module named") {
@@ -541,7 +544,7 @@ func TestBrowserPostPolicyWithoutCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Signed with some key: "any key works" has no secret to check it by.
-	f := signedPostForm(testAccessKey, testSecret, time.Now().Add(time.Hour), uploadsConditions(), map[string]string{"key": "uploads/a.txt", "Content-Type": "text/plain"})
+	f := signedPostForm(browserAccessKey, browserSecret, time.Now().Add(time.Hour), uploadsConditions(), map[string]string{"key": "uploads/a.txt", "Content-Type": "text/plain"})
 	for _, form := range []*postForm{f, {fields: [][2]string{{"key", "a.txt"}}, filename: "a.txt", file: []byte("x")}} {
 		resp, body := form.post(t, s.url+"/inbox", nil)
 		code, msg := s3ErrorCode(t, body)
@@ -629,6 +632,7 @@ func TestBrowserHostGuardOffLoopback(t *testing.T) {
 	} {
 		cfg := testConfig(t, t.TempDir())
 		cfg.Listen = "0.0.0.0:0"
+		cfg.Auth.Insecure = true // no credentials: only the Host check is under test
 		cfg.AllowedHosts = tc.allowed
 		s := startServer(t, cfg)
 		port := s.url[strings.LastIndexByte(s.url, ':')+1:]

@@ -1,9 +1,11 @@
 // Package awsapi is berth's edge: one HTTP handler that speaks four AWS
 // protocols on one port. It picks the service from the SigV4 credential
 // scope of the Authorization header (falling back to X-Amz-Target and the
-// path for unsigned requests), stamps every response with a request id, and
-// is the only place where domain errors become AWS error codes. The
-// protocols themselves live in the sub-packages sagemaker, runtime and s3.
+// path for unsigned requests), verifies SigV4 signatures when credentials
+// are configured (auth.go, over package sigv4), stamps every response with a
+// request id, and is the only place where domain errors and signature
+// failures become AWS error codes. The protocols themselves live in the
+// sub-packages sagemaker, runtime and s3.
 package awsapi
 
 import (
@@ -15,6 +17,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+
+	"github.com/berth-io/berth/internal/awsapi/sigv4"
 )
 
 // Services are the protocol handlers behind the one port. A nil handler
@@ -25,9 +29,32 @@ type Services struct {
 	S3          http.Handler // the embedded object store
 	AutoScaling http.Handler // awsJson1_1, X-Amz-Target: AnyScaleFrontendService.<Op>
 	// Extra serves paths of berth's own (for example /metrics) for
-	// unsigned GET requests.
+	// unsigned GET requests. They are never authenticated.
 	Extra map[string]http.Handler
+	// Verifier, when set, verifies the SigV4 signature of every request
+	// but those for Extra; nil accepts every request (any key works).
+	Verifier *sigv4.Verifier
+	// MaxSignedBodyBytes bounds the body of a JSON request held in
+	// memory to check its hash (8 MiB when zero).
+	MaxSignedBodyBytes int64
+	// SelfAuthenticated reports the S3 requests that carry their
+	// authentication in the body rather than a request signature —
+	// browser form uploads, whose signed POST policy the S3 handler
+	// checks — and so pass the signature check unverified.
+	SelfAuthenticated func(*http.Request) bool
 }
+
+// protocol is the wire protocol of a picked handler: it decides the shape
+// of authentication errors.
+type protocol int
+
+const (
+	protoNone protocol = iota // berth's own paths: not authenticated
+	protoSageMaker
+	protoRuntime
+	protoS3
+	protoAutoScaling
+)
 
 // Service names as they appear in SigV4 credential scopes.
 const (
@@ -87,7 +114,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := newRequestID()
 	w.Header().Set("x-amzn-RequestId", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	h := rt.pick(r)
+	h, proto := rt.pick(r)
 	if h == nil {
 		WriteError(w, r, rt.logger, SageMakerCatalog, &Error{
 			Status:  http.StatusBadRequest,
@@ -96,45 +123,51 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
+	if rt.s.Verifier != nil && proto != protoNone {
+		var ok bool
+		if w, r, ok = rt.authenticate(w, r, proto); !ok {
+			return
+		}
+	}
 	h.ServeHTTP(w, r)
 }
 
-// pick chooses the service handler for r.
-func (rt *router) pick(r *http.Request) http.Handler {
+// pick chooses the service handler for r and its protocol.
+func (rt *router) pick(r *http.Request) (http.Handler, protocol) {
 	target := r.Header.Get("X-Amz-Target")
 	switch scope := credentialScopeService(r); scope {
 	case scopeSageMaker:
 		// The control plane and the runtime share the "sagemaker" scope;
 		// only the control plane sends X-Amz-Target.
 		if target != "" {
-			return nilIfUnset(rt.s.SageMaker, strings.HasPrefix(target, "SageMaker."))
+			return nilIfUnset(rt.s.SageMaker, strings.HasPrefix(target, "SageMaker.")), protoSageMaker
 		}
-		return rt.s.Runtime
+		return rt.s.Runtime, protoRuntime
 	case scopeS3:
-		return rt.s.S3
+		return rt.s.S3, protoS3
 	case scopeAutoScaling:
-		return nilIfUnset(rt.s.AutoScaling, strings.HasPrefix(target, "AnyScaleFrontendService."))
+		return nilIfUnset(rt.s.AutoScaling, strings.HasPrefix(target, "AnyScaleFrontendService.")), protoAutoScaling
 	case "":
 		// Unsigned: decide by target, then by path.
 	default:
-		return nil
+		return nil, protoNone
 	}
 	switch {
 	case strings.HasPrefix(target, "SageMaker."):
-		return rt.s.SageMaker
+		return rt.s.SageMaker, protoSageMaker
 	case strings.HasPrefix(target, "AnyScaleFrontendService."):
-		return rt.s.AutoScaling
+		return rt.s.AutoScaling, protoAutoScaling
 	case target != "":
-		return nil
+		return nil, protoNone
 	case strings.HasPrefix(r.URL.Path, "/endpoints/"):
-		return rt.s.Runtime
+		return rt.s.Runtime, protoRuntime
 	}
 	if r.Method == http.MethodGet {
 		if h, ok := rt.s.Extra[r.URL.Path]; ok {
-			return h
+			return h, protoNone
 		}
 	}
-	return rt.s.S3
+	return rt.s.S3, protoS3
 }
 
 // RoutesToRuntime reports, without an *http.Request, whether the handler

@@ -45,8 +45,10 @@ type Config struct {
 	Capture Capture `yaml:"capture"`
 	// Endpoints tunes the endpoint API calls.
 	Endpoints Endpoints `yaml:"endpoints"`
-	// Auth holds the access key pairs requests are signed with.
+	// Auth holds the access key pairs requests must be signed with.
 	Auth Auth `yaml:"auth"`
+	// Metrics places the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 	// CORS lists the web origins a browser may call berth from. Empty
 	// (the default): no CORS headers, preflights refused, and requests a
 	// browser marks as cross-origin refused.
@@ -62,18 +64,46 @@ type Config struct {
 	Artifacts Artifacts `yaml:"artifacts"`
 }
 
-// Auth configures request authentication.
+// Auth configures SigV4 authentication. With credentials, every request
+// but GET /ping and the metrics path must be signed with one of them.
+// Without, berth accepts any signature (or none), and so refuses to
+// listen beyond loopback unless Insecure is set.
 type Auth struct {
-	// Credentials are the access key pairs berth accepts.
+	// Credentials are the access key pairs clients may sign with;
+	// BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY add one more.
 	Credentials []Credential `yaml:"credentials"`
+	// Insecure lets berth listen on a non-loopback address with no
+	// credentials, accepting every request. Only the --insecure flag
+	// (BERTH_INSECURE) sets it, never the file.
+	Insecure bool `yaml:"-"`
 }
 
 // Credential is one access key pair.
 type Credential struct {
-	// AccessKeyID names the key pair in signed requests.
+	// AccessKeyID is the public half, as clients send it.
 	AccessKeyID string `yaml:"access_key_id"`
-	// SecretAccessKey signs requests; it never travels.
+	// SecretAccessKey is the signing secret.
 	SecretAccessKey string `yaml:"secret_access_key"`
+}
+
+// AddEnvCredentials adds the pair in BERTH_ACCESS_KEY_ID and
+// BERTH_SECRET_ACCESS_KEY, read through getenv, when set.
+func (a *Auth) AddEnvCredentials(getenv func(string) string) error {
+	id, secret := getenv("BERTH_ACCESS_KEY_ID"), getenv("BERTH_SECRET_ACCESS_KEY")
+	switch {
+	case id == "" && secret == "":
+		return nil
+	case id == "" || secret == "":
+		return errors.New("BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY must be set together")
+	}
+	a.Credentials = append(a.Credentials, Credential{AccessKeyID: id, SecretAccessKey: secret})
+	return nil
+}
+
+// Metrics places the Prometheus endpoint, which is never authenticated.
+type Metrics struct {
+	// Path serves GET requests for metrics; empty turns the endpoint off.
+	Path string `yaml:"path"`
 }
 
 // CORS configures cross-origin requests from web pages.
@@ -161,6 +191,7 @@ func Default() Config {
 			StopGrace:      30 * time.Second,
 		},
 		Capture: Capture{FlushInterval: 5 * time.Second},
+		Metrics: Metrics{Path: "/metrics"},
 		Limits: Limits{
 			MaxPayloadBytes:   6 << 20,
 			InvocationTimeout: 60 * time.Second,
@@ -231,6 +262,29 @@ func (c *Config) Validate() error {
 	}
 	if err := c.validateBrowser(); err != nil {
 		return err
+	}
+	if err := c.Auth.validate(); err != nil {
+		return err
+	}
+	if p := c.Metrics.Path; p != "" && (p[0] != '/' || p == "/" || p == "/ping" || strings.HasPrefix(p, "/endpoints/") || strings.ContainsAny(p, "?# ")) {
+		return fmt.Errorf("metrics: path %q must be an absolute path other than /, /ping and /endpoints/..., or empty to turn metrics off", p)
+	}
+	return nil
+}
+
+func (a *Auth) validate() error {
+	seen := make(map[string]bool, len(a.Credentials))
+	for i, c := range a.Credentials {
+		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+			return fmt.Errorf("auth: credential %d needs both access_key_id and secret_access_key", i+1)
+		}
+		if strings.ContainsAny(c.AccessKeyID, "/ ,=") {
+			return fmt.Errorf("auth: access_key_id %q must not contain '/', ',', '=' or spaces", c.AccessKeyID)
+		}
+		if seen[c.AccessKeyID] {
+			return fmt.Errorf("auth: access_key_id %q is listed twice", c.AccessKeyID)
+		}
+		seen[c.AccessKeyID] = true
 	}
 	return nil
 }

@@ -22,23 +22,36 @@
 // closed-loop, the latencies do not include queueing a fixed-rate client
 // would see (coordinated omission); the same applies to every target.
 //
+// With -sign KEY:SECRET the request carries a SigV4 signature for
+// SageMaker (computed once, with the AWS SDK's signer, when the generator
+// starts: the request never changes, and a signature stays valid for 15
+// minutes), so the server verifies the same signature on every request.
+//
 // With -freeports N it prints N free loopback TCP ports and exits.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 func main() {
@@ -56,6 +69,8 @@ func run() error {
 	size := flag.Int("size", 64, "request body size in bytes")
 	ctype := flag.String("content-type", "text/csv", "request Content-Type")
 	freePorts := flag.Int("freeports", 0, "print this many free loopback ports and exit")
+	sign := flag.String("sign", "", "ACCESS_KEY_ID:SECRET_ACCESS_KEY to sign the request with (SigV4, service sagemaker)")
+	region := flag.String("region", "us-east-1", "region of the SigV4 credential scope")
 	flag.Parse()
 
 	if *freePorts > 0 {
@@ -77,7 +92,18 @@ func run() error {
 	}
 
 	body := makeBody(*size)
-	req := buildRequest(u, *ctype, body)
+	req := buildRequest(u, *ctype, body, nil)
+	if *sign != "" {
+		id, secret, ok := strings.Cut(*sign, ":")
+		if !ok {
+			return errors.New("-sign wants ACCESS_KEY_ID:SECRET_ACCESS_KEY")
+		}
+		hdr, err := signature(u, *ctype, body, aws.Credentials{AccessKeyID: id, SecretAccessKey: secret}, *region)
+		if err != nil {
+			return err
+		}
+		req = buildRequest(u, *ctype, body, hdr)
+	}
 
 	start := time.Now()
 	measureFrom := start.Add(*warm)
@@ -318,8 +344,25 @@ func makeBody(size int) []byte {
 	return b
 }
 
-// buildRequest returns the full request bytes, sent unchanged every time.
-func buildRequest(u *url.URL, ctype string, body []byte) []byte {
+// signature returns the SigV4 header fields (X-Amz-Date, Authorization)
+// of the request buildRequest writes.
+func signature(u *url.URL, ctype string, body []byte, creds aws.Credentials, region string) ([][2]string, error) {
+	r, err := http.NewRequest(http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", ctype)
+	r.Header.Set("Accept", ctype)
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hex.EncodeToString(sum[:]), "sagemaker", region, time.Now()); err != nil {
+		return nil, err
+	}
+	return [][2]string{{"X-Amz-Date", r.Header.Get("X-Amz-Date")}, {"Authorization", r.Header.Get("Authorization")}}, nil
+}
+
+// buildRequest returns the full request bytes, sent unchanged every time,
+// with extra header fields.
+func buildRequest(u *url.URL, ctype string, body []byte, extra [][2]string) []byte {
 	path := u.RequestURI()
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "POST %s HTTP/1.1\r\n", path)
@@ -327,6 +370,9 @@ func buildRequest(u *url.URL, ctype string, body []byte) []byte {
 	fmt.Fprintf(&b, "Content-Type: %s\r\n", ctype)
 	fmt.Fprintf(&b, "Accept: %s\r\n", ctype)
 	fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+	for _, f := range extra {
+		fmt.Fprintf(&b, "%s: %s\r\n", f[0], f[1])
+	}
 	b.WriteString("\r\n")
 	b.Write(body)
 	return b.Bytes()

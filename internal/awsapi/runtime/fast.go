@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/awsapi"
+	"github.com/berth-io/berth/internal/awsapi/sigv4"
 	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/router"
 )
@@ -23,7 +24,9 @@ import (
 // them exactly as ServeHTTP behind awsapi's handler would: the same
 // headers, and the same error documents, rendered by the same code through
 // h1.HTTPHandler. Everything else (the response stream, odd paths,
-// chunked uploads, other services) stays on net/http.
+// chunked uploads, other services) stays on net/http. With a Verifier, the
+// signature (and the body's hash) is checked first, as awsapi's handler
+// checks it for the requests net/http serves.
 //
 // Three differences remain, none of them in what a client is told: a
 // client that disconnects is noticed when the response is written, not
@@ -68,6 +71,13 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 	received := time.Now()
 	id := awsapi.NewRequestID()
 	name, _ := fastEndpoint(fr.Path)
+	if h.opts.Verifier != nil {
+		sr := sigv4.Request{Method: fr.Method, Path: fr.Path, Query: fr.Query, Header: fr.Header}
+		if err := awsapi.VerifyBuffered(h.opts.Verifier, &sr, fr.Body); err != nil {
+			h.fastFail(ctx, fr, w, id, awsapi.RuntimeAuthCatalog.Translate(err))
+			return
+		}
+	}
 	req := requestPool.Get().(*router.Request)
 	defer func() {
 		*req = router.Request{}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/awsapi"
+	"github.com/berth-io/berth/internal/awsapi/sigv4"
 	"github.com/berth-io/berth/internal/fault"
 	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/router"
@@ -47,7 +48,10 @@ type Options struct {
 	// ModelError; a larger answer is streamed on and a failure past it
 	// aborts the connection (default 1 MiB).
 	BufferBytes int64
-	Logger      *slog.Logger
+	// Verifier, when set, checks the SigV4 signature of requests the fast
+	// path serves (the rest were checked by awsapi's handler).
+	Verifier *sigv4.Verifier
+	Logger   *slog.Logger
 }
 
 // Handler serves the runtime API.
