@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -161,9 +163,13 @@ func (s *Service) CreateModel(ctx context.Context, m Model) error {
 	if err := s.checkSupported(&m); err != nil {
 		return err
 	}
-	for _, c := range s.containers(&m) {
+	for i, c := range s.containers(&m) {
 		if c.Image != "" {
-			if _, err := s.opts.Images.Resolve(c.Image); err != nil {
+			img, err := s.opts.Images.Resolve(c.Image)
+			if err != nil {
+				return err
+			}
+			if err := checkProcessEnv(&m, i, c, img); err != nil {
 				return err
 			}
 		}
@@ -203,6 +209,25 @@ func (s *Service) containers(m *Model) []*ContainerDefinition {
 		out = append(out, &m.Containers[i])
 	}
 	return out
+}
+
+// checkProcessEnv refuses Environment keys that a local-process image
+// must not get (see runtime.RefusedProcessEnv). c is container i of m.
+func checkProcessEnv(m *Model, i int, c *ContainerDefinition, img runtime.Image) error {
+	if img.Docker {
+		return nil
+	}
+	field := "primaryContainer"
+	if m.PrimaryContainer == nil {
+		field = fmt.Sprintf("containers.%d", i+1)
+	}
+	keys := slices.Sorted(maps.Keys(c.Environment))
+	for _, k := range keys {
+		if why := runtime.RefusedProcessEnv(k); why != "" {
+			return fault.New(fault.Invalid, "Environment variable %s at '%s.environment' is not allowed for image %s, which berth runs as a local process: %s.", k, field, c.Image, why)
+		}
+	}
+	return nil
 }
 
 // sourceOf returns the model data of a container, if it has any.

@@ -194,10 +194,16 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}
-	for _, src := range []map[string]string{spec.Image.Env, spec.Env} {
+	for i, src := range []map[string]string{spec.Image.Env, spec.Env} {
 		for k, v := range src {
 			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 				return nil, fmt.Errorf("invalid environment variable %q", k)
+			}
+			// The image's own Env comes from the operator's config and is
+			// trusted; the model's is checked again here for models stored
+			// before the control plane refused such keys.
+			if why := runtime.RefusedProcessEnv(k); i == 1 && why != "" {
+				return nil, fmt.Errorf("environment variable %s is not allowed: %s", k, why)
 			}
 			m[k] = v
 		}
