@@ -1,0 +1,123 @@
+package artifacts
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// ErrFileNotAllowed reports a file:// source outside every directory the
+// Fetcher may read (Options.AllowedFileDirs), including one that gets out
+// through a symbolic link or "..". Its message never says whether the
+// path exists.
+var ErrFileNotAllowed = errors.New("file:// model data is not under a directory berth may read")
+
+// hasDotDot reports whether a slash-separated path has a ".." element.
+func hasDotDot(p string) bool {
+	for _, e := range strings.Split(p, "/") {
+		if e == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// inDir reports whether path p lies in (or is) directory dir; both clean
+// and absolute.
+func inDir(dir, p string) bool {
+	return p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, string(filepath.Separator))+string(filepath.Separator))
+}
+
+// allowedRoot returns the allowed directory that lexically holds p, or an
+// ErrFileNotAllowed error. Nothing on disk is looked at, so a refused path
+// leaks nothing about what exists.
+func (f *Fetcher) allowedRoot(p string) (string, error) {
+	for _, d := range f.fileDirs {
+		if inDir(d, p) {
+			return d, nil
+		}
+	}
+	if len(f.fileDirs) == 0 {
+		return "", fmt.Errorf("%w: no directory is allowed", ErrFileNotAllowed)
+	}
+	return "", ErrFileNotAllowed
+}
+
+// openLocal opens a file:// source inside its allowed directory. The
+// directory is opened as an os.Root, so no symbolic link (nor a rename
+// racing with this call) leads outside it. It returns the open file and,
+// for a directory, its path with symbolic links resolved, which is what
+// the model process is given.
+func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
+	dir, err := f.allowedRoot(p)
+	if err != nil {
+		return nil, "", err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, "", wrapNotFound(pathless(err, p))
+	}
+	defer root.Close()
+	rel, err := filepath.Rel(dir, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrFileNotAllowed, err)
+	}
+	fh, err := root.Open(rel)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
+			// os.Root refuses symbolic links that lead out of it.
+			return nil, "", fmt.Errorf("%w: it leads out of %s", ErrFileNotAllowed, dir)
+		}
+		return nil, "", wrapNotFound(pathless(err, p))
+	}
+	fi, err := fh.Stat()
+	if err != nil {
+		fh.Close()
+		return nil, "", err
+	}
+	if !fi.IsDir() {
+		return fh, "", nil
+	}
+	// A directory is used in place by path, so its resolved path must be
+	// inside the resolved allowed directory too.
+	real, err := filepath.EvalSymlinks(p)
+	if err == nil {
+		var realDir string
+		if realDir, err = filepath.EvalSymlinks(dir); err == nil && !inDir(realDir, real) {
+			err = fmt.Errorf("%w: it leads out of %s", ErrFileNotAllowed, dir)
+		}
+	}
+	if err != nil {
+		fh.Close()
+		return nil, "", err
+	}
+	return fh, real, nil
+}
+
+// pathless replaces the path in an *fs.PathError with p, the path the
+// user named, so that errors never show where an allowed directory really
+// lives.
+func pathless(err error, p string) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: pe.Op, Path: p, Err: pe.Err}
+	}
+	return err
+}
+
+// cleanFileDirs makes the configured directories absolute and clean.
+func cleanFileDirs(dirs []string) []string {
+	var out []string
+	for _, d := range dirs {
+		if d == "" {
+			continue
+		}
+		if abs, err := filepath.Abs(d); err == nil {
+			out = append(out, filepath.Clean(abs))
+		}
+	}
+	return out
+}
