@@ -105,7 +105,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	fetcher := artifacts.NewFetcher(a.objects, filepath.Join(dataDir, "artifacts"), artifacts.Options{
-		Logger: logger.With("component", "artifacts"),
+		Logger:          logger.With("component", "artifacts"),
+		AllowedFileDirs: cfg.ModelData.AllowedFileDirs,
 	})
 	a.runtime, err = process.New(process.Options{
 		StateDir:              filepath.Join(dataDir, "instances"),
