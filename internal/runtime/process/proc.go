@@ -83,7 +83,10 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 	cmd.SysProcAttr = procAttr()
 	// A grandchild holding stderr open must not keep Wait from returning.
 	cmd.WaitDelay = time.Second
-	if err := r.startCmd(cmd); err != nil {
+	// The pid file is written before the command runs any code, so a
+	// berth killed at any moment leaves behind no group it does not know.
+	record := func(pid int) error { return writePIDFile(dir, pid) }
+	if err := r.startCmd(cmd, record); err != nil {
 		return nil, fmt.Errorf("run %s: %w", spec.Image.Command[0], err)
 	}
 
@@ -94,9 +97,6 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 		url:    "http://127.0.0.1:" + strconv.Itoa(lease.Bind),
 		tail:   tail,
 		exited: make(chan struct{}),
-	}
-	if err := writePIDFile(dir, p.pid); err != nil {
-		r.log.Warn("no pid file: a stray process will not be swept", "instance", spec.ID, "pid", p.pid, "err", err)
 	}
 	go func() {
 		p.err = cmd.Wait()
