@@ -169,7 +169,8 @@ func invokeExpect(t *testing.T, rt *sagemakerruntime.Client, name, want string) 
 	}
 }
 
-// modelPIDs lists the children of a process, from /proc.
+// modelPIDs lists the children of a process, from /proc, but for the
+// process runtime's watchdog.
 func modelPIDs(t *testing.T, parent int) []int {
 	t.Helper()
 	entries, _ := os.ReadDir("/proc")
@@ -186,7 +187,8 @@ func modelPIDs(t *testing.T, parent int) []int {
 		// Fields after the parenthesised command: state, ppid, ...
 		rest := stat[bytes.LastIndexByte(stat, ')')+2:]
 		fields := strings.Fields(string(rest))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) && !bytes.HasPrefix(cmdline, []byte("berth-process-watchdog\x00")) {
 			pids = append(pids, pid)
 		}
 	}
