@@ -149,7 +149,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		NewCapturer: func(endpoint string, cc capture.Config) controlplane.Capturer {
 			return capture.New(endpoint, cc, a.objects, capture.Options{FlushInterval: cfg.Capture.FlushInterval, Logger: logger})
 		},
-		Logger: logger,
+		Logger:  logger,
+		DataDir: dataDir,
 	})
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,

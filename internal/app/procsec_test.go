@@ -2,14 +2,19 @@ package app_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/berth-io/berth/internal/config"
 )
 
 // createModelErr runs CreateModel for a test-image container and returns
@@ -107,5 +112,105 @@ func TestFileModelDataRefused(t *testing.T) {
 				t.Errorf("invoke a model from an allowed dir = %q, %v", got, err)
 			}
 		}
+	}
+}
+
+// TestFailureReasonsHideHostPaths provokes every kind of deployment
+// failure and checks that the FailureReason says what went wrong without
+// naming the data dir or any other host path (the test's binaries and
+// directories all live under the temp dir), except the model's own
+// file:// URL.
+func TestFailureReasonsHideHostPaths(t *testing.T) {
+	allowed := t.TempDir()
+	if err := os.WriteFile(filepath.Join(allowed, "model.tar.gz"), modelTarGz(t, map[string]string{"model.txt": "w"}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	cfg := testConfig(t, dataDir)
+	cfg.Runtime.StartupTimeout = 2 * time.Second
+	cfg.ModelData.AllowedFileDirs = []string{allowed}
+	cfg.Images["test/missing:1"] = config.Image{Command: []string{filepath.Join(t.TempDir(), "no-such-server")}}
+	cfg.Images["test/complains:1"] = config.Image{Command: []string{"/bin/sh", "-c", `echo "cannot load $SM_MODEL_DIR/model.pkl from $PWD" >&2; exit 3`}}
+	s := startServer(t, cfg)
+	ctx := context.Background()
+	s.upload(t, "models", "good/model.tar.gz", modelTarGz(t, map[string]string{"model.txt": "w"}))
+	s.upload(t, "models", "gone/model.tar.gz", modelTarGz(t, map[string]string{"model.txt": "w"}))
+	s.upload(t, "models", "bad/model.tar.gz", []byte("not an archive"))
+
+	tests := []struct {
+		name    string
+		image   string
+		env     map[string]string
+		url     string
+		prepare func(t *testing.T) // after CreateModel
+		want    string             // in the reason
+	}{
+		{name: "object deleted", url: "s3://models/gone/model.tar.gz", want: "no such key",
+			prepare: func(t *testing.T) {
+				if _, err := s.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String("models"), Key: aws.String("gone/model.tar.gz")}); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		{name: "file deleted", url: "file://" + filepath.Join(allowed, "model.tar.gz"), want: "no such file",
+			prepare: func(t *testing.T) { os.Remove(filepath.Join(allowed, "model.tar.gz")) }},
+		{name: "not an archive", url: "s3://models/bad/model.tar.gz", want: "not a tar"},
+		{name: "missing command", image: "test/missing:1", want: "no-such-server: fork/exec: no such file"},
+		{name: "exits naming its files", image: "test/complains:1", url: "s3://models/good/model.tar.gz", want: "cannot load <data-dir>/"},
+		{name: "never healthy", env: map[string]string{"TESTSERVER_PING_DELAY": "1h"}, want: "health check did not pass"},
+		{name: "no instance dir", want: "<data-dir>/instances",
+			prepare: func(t *testing.T) {
+				inst := filepath.Join(dataDir, "instances")
+				if err := os.RemoveAll(inst); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(inst, nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := fmt.Sprintf("fail%d", i)
+			c := smtypes.ContainerDefinition{Image: aws.String(testImage), Environment: tt.env}
+			if tt.image != "" {
+				c.Image = aws.String(tt.image)
+			}
+			if tt.url != "" {
+				c.ModelDataUrl = aws.String(tt.url)
+			}
+			if err := s.createModelErr(t, name, c); err != nil {
+				t.Fatal(err)
+			}
+			if tt.prepare != nil {
+				tt.prepare(t)
+			}
+			s.createConfig(t, name, name, 1)
+			s.createEndpoint(t, name, name)
+			var reason string
+			waitFor(t, 20*time.Second, func() error {
+				d, err := s.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
+				if err != nil {
+					return err
+				}
+				if d.EndpointStatus != smtypes.EndpointStatusFailed {
+					return fmt.Errorf("status %s", d.EndpointStatus)
+				}
+				reason = aws.ToString(d.FailureReason)
+				return nil
+			})
+			t.Logf("FailureReason: %s", reason)
+			if !strings.Contains(reason, tt.want) {
+				t.Errorf("FailureReason %q does not say %q", reason, tt.want)
+			}
+			shown := reason
+			if tt.url != "" {
+				shown = strings.ReplaceAll(shown, tt.url, "<url>")
+			}
+			for _, p := range []string{dataDir, os.TempDir() + "/"} {
+				if strings.Contains(shown, p) {
+					t.Errorf("FailureReason %q names the host path %s", reason, p)
+				}
+			}
+		})
 	}
 }

@@ -58,7 +58,7 @@ func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
-		return nil, "", wrapNotFound(pathless(err, p))
+		return nil, "", wrapNotFound(pathless(err))
 	}
 	defer root.Close()
 	rel, err := filepath.Rel(dir, p)
@@ -71,7 +71,7 @@ func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
 			// os.Root refuses symbolic links that lead out of it.
 			return nil, "", fmt.Errorf("%w: it leads out of %s", ErrFileNotAllowed, dir)
 		}
-		return nil, "", wrapNotFound(pathless(err, p))
+		return nil, "", wrapNotFound(pathless(err))
 	}
 	fi, err := fh.Stat()
 	if err != nil {
@@ -97,13 +97,13 @@ func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
 	return fh, real, nil
 }
 
-// pathless replaces the path in an *fs.PathError with p, the path the
-// user named, so that errors never show where an allowed directory really
-// lives.
-func pathless(err error, p string) error {
+// pathless drops the path from an *fs.PathError: errors about a file://
+// source already name its URL, and must not show where, behind symbolic
+// links, an allowed directory really lives.
+func pathless(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return &fs.PathError{Op: pe.Op, Path: p, Err: pe.Err}
+		return fmt.Errorf("%s: %w", pe.Op, pe.Err)
 	}
 	return err
 }

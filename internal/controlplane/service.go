@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -82,12 +83,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// DataDir is berth's data directory. FailureReasons, which any API
+	// client may read, name it "<data-dir>" instead.
+	DataDir string
 }
 
 // Service is the control plane.
 type Service struct {
 	opts Options
 	log  *slog.Logger
+	hide *strings.Replacer // rewrites host paths in FailureReasons; nil: none
 
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by lower-case endpoint name
@@ -115,6 +120,7 @@ func New(opts Options) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		opts:     opts,
+		hide:     pathHider(opts.DataDir),
 		log:      opts.Logger.With("component", "controlplane"),
 		live:     map[string]*liveEndpoint{},
 		bgCtx:    ctx,
@@ -136,6 +142,31 @@ func (s *Service) Close(ctx context.Context) {
 	for _, le := range eps {
 		le.stopAll(ctx)
 	}
+}
+
+// pathHider returns a replacer that writes dataDir, as given and with
+// symbolic links resolved, as "<data-dir>"; nil if dataDir is empty.
+func pathHider(dataDir string) *strings.Replacer {
+	if dataDir == "" {
+		return nil
+	}
+	names := []string{filepath.Clean(dataDir)}
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		names = append(names, abs)
+	}
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
+		names = append(names, real)
+	}
+	// Longest first, so that a resolved path is not half replaced by a
+	// shorter spelling of it.
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	var pairs []string
+	for _, n := range slices.Compact(names) {
+		if n != "/" && n != "." {
+			pairs = append(pairs, n, "<data-dir>")
+		}
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // ARN returns the ARN of a resource; SageMaker lower-cases the name.

@@ -87,7 +87,13 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 	// berth killed at any moment leaves behind no group it does not know.
 	record := func(pid int) error { return writePIDFile(dir, pid) }
 	if err := r.startCmd(cmd, record); err != nil {
-		return nil, fmt.Errorf("run %s: %w", spec.Image.Command[0], err)
+		// Named by its base name only: the message may end up in a
+		// FailureReason, which must not map the host's directories.
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == cmd.Path {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
+		return nil, fmt.Errorf("run %s: %w", filepath.Base(spec.Image.Command[0]), err)
 	}
 
 	p := &proc{
