@@ -33,7 +33,7 @@ func TestKill9KillsGrandchild(t *testing.T) {
 	}
 	cfgFile := filepath.Join(dir, "berth.yaml")
 	// "; exit" keeps the shell from exec-ing the server in its place.
-	cfg := fmt.Sprintf("images:\n  test/shell:1:\n    command: [/bin/sh, -c, '\"$0\"; exit $?', %q]\n", testserverbin.Build(t))
+	cfg := fmt.Sprintf("images:\n  test/shell:1:\n    command: [/bin/sh, -c, '\"$0\"; exit $?', %q]\n", testserverbin.Build(t)) + sameUser()
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -87,4 +87,10 @@ func TestKill9KillsGrandchild(t *testing.T) {
 	startBerth(t, bin, addr, dataDir, cfgFile)
 	waitInService(t, sm, "e")
 	invokeExpect(t, rt, "e", "x")
+}
+
+// sameUser is config that keeps model processes on the test's user: the
+// test binaries and data dirs live in private temp dirs.
+func sameUser() string {
+	return fmt.Sprintf("runtime: {run_as_user: \"%d:%d\"}\n", os.Getuid(), os.Getgid())
 }

@@ -117,9 +117,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		// Poll readiness often: a local model server is usually up in
 		// milliseconds, and CreateEndpoint → InService should be as quick.
 		ReadyPollInterval: 5 * time.Millisecond,
+		RunAsUser:         cfg.Runtime.RunAsUser,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if ra := a.runtime.RunAs(); ra != nil {
+		if err := ra.PrepareDataDir(dataDir, filepath.Join(dataDir, "artifacts")); err != nil {
+			return nil, fmt.Errorf("%w; choose a data dir that user can pass through (such as /var/lib/berth), or another runtime.run_as_user", err)
+		}
+		logger.Info("model processes run unprivileged", "run_as_user", cfg.Runtime.RunAsUser, "uid", ra.UID, "gid", ra.GID)
+		if err := ra.Reachable(opts.Executable); err != nil {
+			logger.Warn("built-in model servers cannot start: berth's executable is out of reach of runtime.run_as_user", "err", err)
+		}
 	}
 	if n, err := a.runtime.SweepStrays(); err != nil {
 		logger.Warn("sweep stray model processes", "err", err)

@@ -15,6 +15,7 @@ import (
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/berth-io/berth/internal/config"
+	"github.com/berth-io/berth/internal/testserver/testserverbin"
 )
 
 // createModelErr runs CreateModel for a test-image container and returns
@@ -212,5 +213,120 @@ func TestFailureReasonsHideHostPaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestModelProcessRunsUnprivileged runs berth as root with the default
+// run_as_user ("nobody") and checks, from inside a real model process,
+// that it is not root, reads its model directory and none of berth's
+// state, and holds no descriptor of berth's files.
+func TestModelProcessRunsUnprivileged(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: model processes change user only when berth is root")
+	}
+	// Test temp dirs are private to root; this one must be passable by
+	// the model processes' user, and so must their command.
+	base, err := os.MkdirTemp("", "berth-runas-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	if err := os.Chmod(base, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	server := filepath.Join(base, "testserver")
+	src, err := os.ReadFile(testserverbin.Build(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(server, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(base, "data")
+	cfg := testConfig(t, dataDir)
+	cfg.Runtime.RunAsUser = config.Default().Runtime.RunAsUser
+	// The shell finds out what its user may do, says it on stdout (which
+	// berth writes to the instance's stdout.log) and becomes the server.
+	probe := `echo "uid=$(id -u) groups=$(id -G)"
+cat "$SM_MODEL_DIR/model.txt" >/dev/null 2>&1 && echo "model readable"
+for f in "$1/berth.db" "$1/berth.db-wal" "$1/berth.db-shm"; do
+  head -c1 "$f" >/dev/null 2>&1 && echo "reads $f"
+done
+for d in "$1/objects" "$1/objects/models" "$1/instances" "$1/artifacts" "$1/artifacts/index" "$1"; do
+  ls "$d" >/dev/null 2>&1 && echo "lists $d"
+done
+exec "$0"`
+	cfg.Images["test/probe:1"] = config.Image{Command: []string{"/bin/sh", "-c", probe, server, dataDir}}
+	s := startServer(t, cfg)
+	s.upload(t, "models", "m/model.tar.gz", modelTarGz(t, map[string]string{"model.txt": "private weights"}))
+
+	if fi, err := os.Stat(dataDir); err != nil || fi.Mode().Perm()&0o077 != 0o011 {
+		t.Errorf("data dir mode %v, %v; want 0711", fi.Mode().Perm(), err)
+	}
+	ctx := context.Background()
+	if _, err := s.sm.CreateModel(ctx, &sagemaker.CreateModelInput{
+		ModelName:        aws.String("probe"),
+		ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/berth"),
+		PrimaryContainer: &smtypes.ContainerDefinition{
+			Image:        aws.String("test/probe:1"),
+			ModelDataUrl: aws.String("s3://models/m/model.tar.gz"),
+			Environment:  map[string]string{"TESTSERVER_MODE": "model-file"},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.createConfig(t, "probe", "probe", 1)
+	s.createEndpoint(t, "probe", "probe")
+	s.waitInService(t, "probe")
+	// The server itself reads the model through SM_MODEL_DIR.
+	if got, err := s.invoke(t, "probe", "x"); err != nil || got != "private weights" {
+		t.Fatalf("invoke = %q, %v", got, err)
+	}
+
+	logs, _ := filepath.Glob(filepath.Join(dataDir, "instances", "probe_*", "stdout.log"))
+	if len(logs) != 1 {
+		t.Fatalf("stdout logs: %v", logs)
+	}
+	var out []byte
+	waitFor(t, 5*time.Second, func() error {
+		out, _ = os.ReadFile(logs[0])
+		if !strings.Contains(string(out), "uid=") {
+			return fmt.Errorf("stdout.log = %q", out)
+		}
+		return nil
+	})
+	t.Logf("the model process says:\n%s", out)
+	if strings.Contains(string(out), "uid=0 ") || strings.Contains(string(out), " 0\n") {
+		t.Errorf("the model process runs as root or in group 0:\n%s", out)
+	}
+	if !strings.Contains(string(out), "model readable") {
+		t.Errorf("the model process cannot read its model directory:\n%s", out)
+	}
+	if strings.Contains(string(out), "reads ") || strings.Contains(string(out), "lists ") {
+		t.Errorf("the model process reads berth's state:\n%s", out)
+	}
+
+	pidFile, _ := filepath.Glob(filepath.Join(filepath.Dir(logs[0]), "pid"))
+	if len(pidFile) != 1 {
+		t.Fatal("no pid file")
+	}
+	b, _ := os.ReadFile(pidFile[0])
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == "0" {
+			t.Errorf("model server %d runs as root: %s", pid, line)
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	for _, fd := range fds {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if strings.HasPrefix(target, dataDir) || strings.HasPrefix(target, "/proc/") {
+			t.Errorf("model server %d holds fd %s -> %s", pid, fd.Name(), target)
+		}
 	}
 }

@@ -477,7 +477,8 @@ func (f *Fetcher) listPrefix(ctx context.Context, u objstore.S3URI, firstOnly bo
 // workDir creates a fresh work directory under cacheDir/tmp.
 func (f *Fetcher) workDir() (string, error) {
 	tmp := filepath.Join(f.cacheDir, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	// Private: model processes may read unpacked models, nothing else.
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", fmt.Errorf("create cache directory: %w", err)
 	}
 	return os.MkdirTemp(tmp, "unpack-")
@@ -533,7 +534,7 @@ func (f *Fetcher) lookup(identity string) (string, bool) {
 func (f *Fetcher) remember(identity, dir string) {
 	idx := filepath.Join(f.cacheDir, "index")
 	err := func() error {
-		if err := os.MkdirAll(idx, 0o755); err != nil {
+		if err := os.MkdirAll(idx, 0o700); err != nil {
 			return err
 		}
 		tmp, err := os.CreateTemp(idx, ".tmp-")
@@ -576,7 +577,7 @@ func (f *Fetcher) Sweep(keep map[string]bool) error {
 		}
 		// Rename first: a crash during RemoveAll must not leave a partly
 		// deleted directory under its complete-looking name.
-		if err := os.MkdirAll(tmp, 0o755); err != nil {
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
 			errs = append(errs, err)
 			continue
 		}

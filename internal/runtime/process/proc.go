@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -74,13 +75,20 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 	tail := newTailWriter(stderr, stderrTailLines)
 	cmd := exec.Command(spec.Image.Command[0], spec.Image.Command[1:]...)
 	cmd.Dir = spec.Image.WorkDir
-	if cmd.Dir == "" {
-		cmd.Dir = dir
-	}
 	cmd.Env = env
-	cmd.Stdout = stdout
+	// Both outputs go through pipes that berth copies to the log files:
+	// the process gets no descriptor of a file under berth's data dir.
+	cmd.Stdout = struct{ io.Writer }{stdout}
 	cmd.Stderr = tail
 	cmd.SysProcAttr = procAttr()
+	if ra := r.runAs; ra != nil {
+		cmd.SysProcAttr.Credential = ra.credential()
+		if cmd.Dir == "" {
+			cmd.Dir = cmp.Or(spec.ModelDir, "/")
+		}
+	} else if cmd.Dir == "" {
+		cmd.Dir = dir
+	}
 	// A grandchild holding stderr open must not keep Wait from returning.
 	cmd.WaitDelay = time.Second
 	// The pid file is written before the command runs any code, so a
@@ -213,6 +221,9 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 			}
 			m[k] = v
 		}
+	}
+	if r.runAs != nil {
+		m["HOME"] = r.runAs.Home
 	}
 	m["SAGEMAKER_BIND_TO_PORT"] = strconv.Itoa(lease.Bind)
 	m["SAGEMAKER_SAFE_PORT_RANGE"] = lease.safeRange()

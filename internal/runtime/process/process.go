@@ -94,6 +94,14 @@ type Options struct {
 	// Linux). Without it a model server's own children outlive a killed
 	// berth until the next SweepStrays.
 	NoWatchdog bool
+	// RunAsUser, when berth runs as root, is the user model processes run
+	// as: a user name, "uid" or "uid:gid" (see ResolveRunAs). Their
+	// supplementary groups are dropped, HOME is that user's home, and
+	// the working directory, unless the image sets one, is the model
+	// directory (or "/"): the instance directory is berth's. The user
+	// must be able to reach the model directory and the image's
+	// command. Empty, or when berth is not root: berth's own user.
+	RunAsUser string
 }
 
 func (o *Options) setDefaults() {
@@ -170,6 +178,7 @@ type Runtime struct {
 	forkDone chan struct{}
 
 	watchdog *watchdog // nil without one
+	runAs    *RunAs    // nil: berth's own user
 
 	mu        sync.Mutex
 	closed    bool
@@ -188,6 +197,10 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("process runtime: state dir: %w", err)
 	}
 	opts.StateDir = dir
+	runAs, err := ResolveRunAs(opts.RunAsUser, os.Geteuid())
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
@@ -201,6 +214,7 @@ func New(opts Options) (*Runtime, error) {
 		forkQuit:  make(chan struct{}),
 		forkDone:  make(chan struct{}),
 		instances: make(map[string]*Instance),
+		runAs:     runAs,
 	}
 	if !opts.NoWatchdog {
 		if r.watchdog, err = startWatchdog(dir); err != nil {
@@ -321,6 +335,10 @@ func (r *Runtime) Close(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// RunAs returns the user model processes run as, or nil when they run as
+// berth's own user.
+func (r *Runtime) RunAs() *RunAs { return r.runAs }
 
 func (r *Runtime) forget(in *Instance) {
 	r.mu.Lock()
