@@ -288,6 +288,17 @@ func TestStartupFailure(t *testing.T) {
 			within:  5 * time.Second,
 		},
 		{
+			// A model stored before CreateModel refused such keys.
+			name: "loader variable",
+			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
+				s.Env = map[string]string{"LD_PRELOAD": "/tmp/x.so"}
+				return s
+			},
+			startup: true,
+			want:    []string{"LD_PRELOAD is not allowed"},
+			within:  time.Second,
+		},
+		{
 			name: "docker image",
 			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
 				s.Image = runtime.Image{Name: "123.dkr.ecr.us-east-1.amazonaws.com/x:1", Docker: true}

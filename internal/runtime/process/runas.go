@@ -33,7 +33,10 @@ func ResolveRunAs(spec string, euid int) (*RunAs, error) {
 		ra.GID = uint32(uid)
 		u, _ = user.LookupId(name) // a uid need not have a passwd entry
 	} else {
-		if u, err = user.Lookup(name); err != nil {
+		if u, err = user.Lookup(name); err != nil && name == "nobody" {
+			// The conventional ids, for systems without a passwd entry.
+			u = &user.User{Uid: "65534", Gid: "65534", HomeDir: "/"}
+		} else if err != nil {
 			return nil, fmt.Errorf("run as user %q: %w", spec, err)
 		}
 		uid, err := strconv.ParseUint(u.Uid, 10, 32)
