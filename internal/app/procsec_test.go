@@ -56,6 +56,7 @@ func TestModelEnvironmentRefused(t *testing.T) {
 				Environment:  map[string]string{"FINE": "1", key: "../../artifacts/x.so"},
 			})
 			code, msg := apiError(err)
+			t.Logf("%s: %s", code, msg)
 			if code != "ValidationException" || !strings.Contains(msg, key) {
 				t.Errorf("CreateModel with %s: %s %q, want a ValidationException naming it", key, code, msg)
 			}
@@ -99,6 +100,7 @@ func TestFileModelDataRefused(t *testing.T) {
 			} {
 				err := s.createModelErr(t, "filemodel", c)
 				code, msg := apiError(err)
+				t.Logf("CreateModel %s: %s: %s", u, code, msg)
 				if code != "ValidationException" || !strings.Contains(msg, "file://") || !strings.Contains(msg, "model_data.allowed_file_dirs") {
 					t.Errorf("dirs %v, CreateModel %s: %s %q; want a ValidationException naming the URL and model_data.allowed_file_dirs", cfgDirs, u, code, msg)
 				}

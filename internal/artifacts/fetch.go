@@ -147,7 +147,7 @@ func parseSource(src Source) (location, error) {
 			return location{}, errors.New("file URL must hold an absolute path, as in file:///srv/models/model.tar.gz")
 		}
 		if hasDotDot(u.Path) {
-			return location{}, fmt.Errorf("%w: the path must not contain \"..\"", ErrFileNotAllowed)
+			return location{}, notAllowed(`the path must not contain ".."`)
 		}
 		return location{file: filepath.Clean(filepath.FromSlash(u.Path)), prefix: src.Prefix}, nil
 	default:

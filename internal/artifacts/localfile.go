@@ -15,6 +15,17 @@ import (
 // path exists.
 var ErrFileNotAllowed = errors.New("file:// model data is not under a directory berth may read")
 
+// NotAllowedError is the ErrFileNotAllowed of one source, with the reason.
+type NotAllowedError struct {
+	// Why is the reason in words, naming no host path.
+	Why string
+}
+
+func (e *NotAllowedError) Error() string        { return ErrFileNotAllowed.Error() + ": " + e.Why }
+func (e *NotAllowedError) Is(target error) bool { return target == ErrFileNotAllowed }
+
+func notAllowed(why string) error { return &NotAllowedError{Why: why} }
+
 // hasDotDot reports whether a slash-separated path has a ".." element.
 func hasDotDot(p string) bool {
 	for _, e := range strings.Split(p, "/") {
@@ -41,9 +52,9 @@ func (f *Fetcher) allowedRoot(p string) (string, error) {
 		}
 	}
 	if len(f.fileDirs) == 0 {
-		return "", fmt.Errorf("%w: no directory is allowed", ErrFileNotAllowed)
+		return "", notAllowed("no directory is allowed")
 	}
-	return "", ErrFileNotAllowed
+	return "", notAllowed("it is not under an allowed directory")
 }
 
 // openLocal opens a file:// source inside its allowed directory. The
@@ -63,13 +74,13 @@ func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
 	defer root.Close()
 	rel, err := filepath.Rel(dir, p)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %w", ErrFileNotAllowed, err)
+		return nil, "", notAllowed("it is not under an allowed directory")
 	}
 	fh, err := root.Open(rel)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
 			// os.Root refuses symbolic links that lead out of it.
-			return nil, "", fmt.Errorf("%w: it leads out of %s", ErrFileNotAllowed, dir)
+			return nil, "", notAllowed("a symbolic link leads out of the allowed directory")
 		}
 		return nil, "", wrapNotFound(pathless(err))
 	}
@@ -87,7 +98,7 @@ func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
 	if err == nil {
 		var realDir string
 		if realDir, err = filepath.EvalSymlinks(dir); err == nil && !inDir(realDir, real) {
-			err = fmt.Errorf("%w: it leads out of %s", ErrFileNotAllowed, dir)
+			err = notAllowed("a symbolic link leads out of the allowed directory")
 		}
 	}
 	if err != nil {

@@ -205,8 +205,9 @@ func (s *Service) CreateModel(ctx context.Context, m Model) error {
 			}
 		}
 		if src, ok := sourceOf(c); ok {
-			if err := s.opts.Artifacts.Check(ctx, src); errors.Is(err, artifacts.ErrFileNotAllowed) {
-				return fault.Wrap(fault.Invalid, err, "Model data at %s is not allowed: berth reads file:// model data only under the directories listed in model_data.allowed_file_dirs of its config file (%s). Add the model's directory there, or upload the model to S3.", src.URL, err)
+			var refused *artifacts.NotAllowedError
+			if err := s.opts.Artifacts.Check(ctx, src); errors.As(err, &refused) {
+				return fault.Wrap(fault.Invalid, err, "Model data at %s is not allowed (%s): berth reads file:// model data only under the directories listed in model_data.allowed_file_dirs of its config file. Add the model's directory there, or upload the model to S3.", src.URL, refused.Why)
 			} else if err != nil {
 				return fault.Wrap(fault.Invalid, err, "Could not access model data at %s. Please ensure that the object exists and that berth can read it: %s", src.URL, err)
 			}

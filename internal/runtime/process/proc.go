@@ -208,6 +208,9 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}
+	if r.runAs != nil {
+		m["HOME"] = r.runAs.Home // berth's own HOME is not the user's
+	}
 	for i, src := range []map[string]string{spec.Image.Env, spec.Env} {
 		for k, v := range src {
 			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
@@ -221,9 +224,6 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 			}
 			m[k] = v
 		}
-	}
-	if r.runAs != nil {
-		m["HOME"] = r.runAs.Home
 	}
 	m["SAGEMAKER_BIND_TO_PORT"] = strconv.Itoa(lease.Bind)
 	m["SAGEMAKER_SAFE_PORT_RANGE"] = lease.safeRange()
