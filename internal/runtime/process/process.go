@@ -217,8 +217,10 @@ func New(opts Options) (*Runtime, error) {
 		runAs:     runAs,
 	}
 	if !opts.NoWatchdog {
+		// Not fatal: the next start-up sweep still finds what a killed
+		// berth leaves behind.
 		if r.watchdog, err = startWatchdog(dir); err != nil {
-			return nil, fmt.Errorf("process runtime: %w", err)
+			r.log.Warn("no watchdog: children of model processes may outlive a killed berth until it restarts", "err", err)
 		}
 	}
 	go r.forker()
