@@ -30,9 +30,9 @@ const (
 	// deafFamily ignores SIGTERM in the shell and in the server.
 	deafFamily = `trap '' TERM; TESTSERVER_IGNORE_TERM=1 "$0"; exit $?`
 	// deafChild: the leader (the server the shell became) heeds SIGTERM,
-	// the child it inherited from the shell, a second server on the
-	// first safe port, ignores it.
-	deafChild = `TESTSERVER_IGNORE_TERM=1 SAGEMAKER_BIND_TO_PORT=${SAGEMAKER_SAFE_PORT_RANGE%-*} "$0" & exec "$0"`
+	// the child it inherited from the shell ignores it (an ignored
+	// signal stays ignored across exec).
+	deafChild = `(trap '' TERM; exec sleep 600) & exec "$0"`
 )
 
 func shellSpec(t *testing.T, id, script string) runtime.InstanceSpec {
