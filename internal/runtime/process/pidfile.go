@@ -170,6 +170,9 @@ func sweep(stateDir string, skip func(dir string) bool, notAfter uint64, log *sl
 			continue
 		}
 		rec, err := readPIDFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile (by the watchdog of the berth that wrote it)
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
