@@ -5,6 +5,8 @@
 // with CompressionType Gzip) — a tar or tar.gz object in the object store
 // or a file:// path — or an uncompressed S3 prefix (ModelDataSource with
 // S3DataType S3Prefix and CompressionType None), or a file:// directory.
+// file:// sources are read only inside Options.AllowedFileDirs, through an
+// os.Root of the allowed directory, and checked on every Fetch.
 //
 // Unpacked models live in a cache directory, named by content digest:
 //
