@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // ErrFileNotAllowed reports a file:// source outside every directory the
@@ -76,7 +77,9 @@ func (f *Fetcher) openLocal(p string) (*os.File, string, error) {
 	if err != nil {
 		return nil, "", notAllowed("it is not under an allowed directory")
 	}
-	fh, err := root.Open(rel)
+	// O_NONBLOCK: opening a FIFO must not hang; regular files and
+	// directories ignore it.
+	fh, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission) {
 			// os.Root refuses symbolic links that lead out of it.

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestFileAllowList checks that file:// sources are read only under the
@@ -116,5 +118,29 @@ func TestFileAllowList(t *testing.T) {
 	}
 	if _, err := f.Fetch(t.Context(), Source{URL: fileURL(swap)}); !errors.Is(err, ErrFileNotAllowed) {
 		t.Errorf("Fetch after the swap = %v, want ErrFileNotAllowed", err)
+	}
+}
+
+// TestFileFIFO: a FIFO in an allowed directory is refused at once, not
+// waited on.
+func TestFileFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "m.tar.gz")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	f := NewFetcher(newMemStore(), t.TempDir(), Options{Logger: testLogger(t), AllowedFileDirs: []string{dir}})
+	done := make(chan error, 2)
+	go func() { done <- f.Check(t.Context(), Source{URL: fileURL(fifo)}) }()
+	go func() { _, err := f.Fetch(t.Context(), Source{URL: fileURL(fifo)}); done <- err }()
+	for range 2 {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("Check/Fetch of a FIFO = %v, want not a regular file", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Check or Fetch of a FIFO hangs")
+		}
 	}
 }
