@@ -17,6 +17,10 @@ root=$(dirname "$here")
 python=/usr/bin/python3
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-e2e.XXXXXX")
+# Run as root, berth runs model processes as "nobody" (runtime.run_as_user):
+# they must pass through to the data dir and read the server script.
+chmod 711 "$tmp"
+cp "$here/sklearn/serve.py" "$tmp/serve.py"
 berth_pid=""
 summary_printed=false
 
@@ -49,7 +53,7 @@ echo "building berth"
 cat >"$tmp/berth.yaml" <<YAML
 images:
   my-sklearn:1:
-    command: ["$python", "$here/sklearn/serve.py"]
+    command: ["$python", "$tmp/serve.py"]
 YAML
 
 port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -60,6 +60,7 @@ BERTH_LOG_LEVEL=${BERTH_LOG_LEVEL:-warn}
 ENDPOINT=bench-echo
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-realtime.XXXXXX")
+chmod 711 "$TMP" # model processes of a root berth run as "nobody"
 PIDS=()
 
 cleanup() {

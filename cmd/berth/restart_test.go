@@ -38,7 +38,7 @@ func TestKill9AndRestart(t *testing.T) {
 		t.Fatalf("build berth: %v\n%s", err, out)
 	}
 	cfgFile := filepath.Join(dir, "berth.yaml")
-	cfg := fmt.Sprintf("images:\n  test/echo:1:\n    command: [%q]\n    env: {TESTSERVER_MODE: model-file}\n", testserverbin.Build(t))
+	cfg := fmt.Sprintf("images:\n  test/echo:1:\n    command: [%q]\n    env: {TESTSERVER_MODE: model-file}\n", testserverbin.Build(t)) + sameUser()
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,8 @@ func invokeExpect(t *testing.T, rt *sagemakerruntime.Client, name, want string) 
 	}
 }
 
-// modelPIDs lists the children of a process, from /proc.
+// modelPIDs lists the children of a process, from /proc, but for the
+// process runtime's watchdog.
 func modelPIDs(t *testing.T, parent int) []int {
 	t.Helper()
 	entries, _ := os.ReadDir("/proc")
@@ -186,7 +187,8 @@ func modelPIDs(t *testing.T, parent int) []int {
 		// Fields after the parenthesised command: state, ppid, ...
 		rest := stat[bytes.LastIndexByte(stat, ')')+2:]
 		fields := strings.Fields(string(rest))
-		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(parent) && !bytes.HasPrefix(cmdline, []byte("berth-process-watchdog\x00")) {
 			pids = append(pids, pid)
 		}
 	}

@@ -118,7 +118,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	fetcher := artifacts.NewFetcher(a.objects, filepath.Join(dataDir, "artifacts"), artifacts.Options{
-		Logger: logger.With("component", "artifacts"),
+		Logger:          logger.With("component", "artifacts"),
+		AllowedFileDirs: cfg.ModelData.AllowedFileDirs,
 	})
 	a.runtime, err = process.New(process.Options{
 		StateDir:              filepath.Join(dataDir, "instances"),
@@ -129,9 +130,19 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		// Poll readiness often: a local model server is usually up in
 		// milliseconds, and CreateEndpoint → InService should be as quick.
 		ReadyPollInterval: 5 * time.Millisecond,
+		RunAsUser:         cfg.Runtime.RunAsUser,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if ra := a.runtime.RunAs(); ra != nil {
+		if err := ra.PrepareDataDir(dataDir, filepath.Join(dataDir, "artifacts")); err != nil {
+			return nil, fmt.Errorf("%w; choose a data dir that user can pass through (such as /var/lib/berth), or another runtime.run_as_user", err)
+		}
+		logger.Info("model processes run unprivileged", "run_as_user", cfg.Runtime.RunAsUser, "uid", ra.UID, "gid", ra.GID)
+		if err := ra.Reachable(opts.Executable); err != nil {
+			logger.Warn("built-in model servers cannot start: berth's executable is out of reach of runtime.run_as_user", "err", err)
+		}
 	}
 	if n, err := a.runtime.SweepStrays(); err != nil {
 		logger.Warn("sweep stray model processes", "err", err)
@@ -162,7 +173,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		NewCapturer: func(endpoint string, cc capture.Config) controlplane.Capturer {
 			return capture.New(endpoint, cc, a.objects, capture.Options{FlushInterval: cfg.Capture.FlushInterval, Logger: logger})
 		},
-		Logger: logger,
+		Logger:  logger,
+		DataDir: dataDir,
 	})
 	a.startArtifactCache(ctx, fetcher, dataDir)
 	a.rt = rtapi.New(a.router, rtapi.Options{

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func testConfig(t testing.TB, dataDir string) config.Config {
 	cfg.Runtime.HealthInterval = 200 * time.Millisecond
 	cfg.Runtime.StopGrace = 5 * time.Second
 	cfg.Runtime.StartupTimeout = 20 * time.Second
+	// Test binaries and data dirs live in private temp dirs: model
+	// processes keep the test's user unless a test says otherwise.
+	cfg.Runtime.RunAsUser = fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
 	cfg.Images = map[string]config.Image{
 		testImage: {Command: []string{testserverbin.Build(t)}},
 	}

@@ -5,6 +5,8 @@
 // with CompressionType Gzip) — a tar or tar.gz object in the object store
 // or a file:// path — or an uncompressed S3 prefix (ModelDataSource with
 // S3DataType S3Prefix and CompressionType None), or a file:// directory.
+// file:// sources are read only inside Options.AllowedFileDirs, through an
+// os.Root of the allowed directory, and checked on every Fetch.
 //
 // Unpacked models live in a cache directory, named by content digest:
 //
@@ -71,6 +73,11 @@ type Options struct {
 	MaxFiles int
 	// Logger receives one line per download and unpack. Nil discards.
 	Logger *slog.Logger
+	// AllowedFileDirs are the directories file:// sources may name
+	// (the directory itself or anything under it, symbolic links
+	// resolved). Empty: every file:// source is refused with
+	// ErrFileNotAllowed.
+	AllowedFileDirs []string
 }
 
 // Fetcher downloads and unpacks model artifacts into a cache directory. It
@@ -82,6 +89,7 @@ type Fetcher struct {
 	limits   Limits
 	log      *slog.Logger
 	flight   flight
+	fileDirs []string // clean absolute AllowedFileDirs
 	// sweep is held for reading by every Fetch and for writing by Sweep,
 	// so Sweep never deletes a directory being created or returned.
 	sweep sync.RWMutex
@@ -103,6 +111,7 @@ func NewFetcher(objects objstore.Store, cacheDir string, opts Options) *Fetcher 
 		cacheDir: filepath.Clean(cacheDir),
 		limits:   Limits{MaxBytes: opts.MaxUnpackedBytes, MaxFiles: opts.MaxFiles}.withDefaults(),
 		log:      log.With("component", "artifacts"),
+		fileDirs: cleanFileDirs(opts.AllowedFileDirs),
 	}
 }
 
@@ -139,6 +148,9 @@ func parseSource(src Source) (location, error) {
 		if u.Path == "" || !filepath.IsAbs(filepath.FromSlash(u.Path)) || u.Opaque != "" {
 			return location{}, errors.New("file URL must hold an absolute path, as in file:///srv/models/model.tar.gz")
 		}
+		if hasDotDot(u.Path) {
+			return location{}, notAllowed(`the path must not contain ".."`)
+		}
 		return location{file: filepath.Clean(filepath.FromSlash(u.Path)), prefix: src.Prefix}, nil
 	default:
 		return location{}, errors.New("the URL must start with s3:// or file://")
@@ -162,9 +174,14 @@ func (f *Fetcher) Check(ctx context.Context, src Source) error {
 func (f *Fetcher) check(ctx context.Context, loc location) error {
 	switch {
 	case loc.file != "":
-		fi, err := os.Stat(loc.file)
+		fh, _, err := f.openLocal(loc.file)
 		if err != nil {
-			return wrapNotFound(err)
+			return err
+		}
+		fi, err := fh.Stat()
+		fh.Close()
+		if err != nil {
+			return err
 		}
 		if loc.prefix && !fi.IsDir() {
 			return errors.New("an S3Prefix source given as a file:// URL must be a directory")
@@ -248,9 +265,11 @@ func (f *Fetcher) fetchObject(ctx context.Context, u objstore.S3URI) (string, er
 }
 
 func (f *Fetcher) fetchFile(ctx context.Context, loc location) (string, error) {
-	fh, err := os.Open(loc.file)
+	// Checked again here, not only at CreateModel: the configuration
+	// or the file system may have changed since.
+	fh, real, err := f.openLocal(loc.file)
 	if err != nil {
-		return "", wrapNotFound(err)
+		return "", err
 	}
 	defer fh.Close()
 	fi, err := fh.Stat()
@@ -260,7 +279,7 @@ func (f *Fetcher) fetchFile(ctx context.Context, loc location) (string, error) {
 	if fi.IsDir() {
 		// A local directory is used in place, not copied: it is the
 		// user's own, possibly large, model directory on this machine.
-		return loc.file, nil
+		return real, nil
 	}
 	if loc.prefix {
 		return "", errors.New("an S3Prefix source given as a file:// URL must be a directory")
@@ -466,7 +485,8 @@ func (f *Fetcher) listPrefix(ctx context.Context, u objstore.S3URI, firstOnly bo
 // workDir creates a fresh work directory under cacheDir/tmp.
 func (f *Fetcher) workDir() (string, error) {
 	tmp := filepath.Join(f.cacheDir, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	// Private: model processes may read unpacked models, nothing else.
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return "", fmt.Errorf("create cache directory: %w", err)
 	}
 	return os.MkdirTemp(tmp, "unpack-")
@@ -522,7 +542,7 @@ func (f *Fetcher) lookup(identity string) (string, bool) {
 func (f *Fetcher) remember(identity, dir string) {
 	idx := filepath.Join(f.cacheDir, "index")
 	err := func() error {
-		if err := os.MkdirAll(idx, 0o755); err != nil {
+		if err := os.MkdirAll(idx, 0o700); err != nil {
 			return err
 		}
 		tmp, err := os.CreateTemp(idx, ".tmp-")
@@ -565,7 +585,7 @@ func (f *Fetcher) Sweep(keep map[string]bool) error {
 		}
 		// Rename first: a crash during RemoveAll must not leave a partly
 		// deleted directory under its complete-looking name.
-		if err := os.MkdirAll(tmp, 0o755); err != nil {
+		if err := os.MkdirAll(tmp, 0o700); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -145,7 +145,7 @@ func testLogger(t *testing.T) *slog.Logger {
 func newTestFetcher(t *testing.T, store objstore.Store) (*Fetcher, string) {
 	t.Helper()
 	cache := t.TempDir()
-	return NewFetcher(store, cache, Options{Logger: testLogger(t)}), cache
+	return NewFetcher(store, cache, Options{Logger: testLogger(t), AllowedFileDirs: []string{os.TempDir()}}), cache
 }
 
 func readIn(t *testing.T, dir, name string) string {

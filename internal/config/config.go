@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -62,6 +63,9 @@ type Config struct {
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Artifacts bounds the cache of unpacked model data.
 	Artifacts Artifacts `yaml:"artifacts"`
+	// ModelData says where model data may come from besides the object
+	// store.
+	ModelData ModelData `yaml:"model_data"`
 }
 
 // Auth configures SigV4 authentication. With credentials, every request
@@ -124,6 +128,16 @@ type Artifacts struct {
 	CacheMaxBytes int64 `yaml:"cache_max_bytes"`
 }
 
+// ModelData limits where model data may be read from.
+type ModelData struct {
+	// AllowedFileDirs are the host directories that file:// model data
+	// (ModelDataUrl, ModelDataSource S3Uri) may name: the directory or
+	// anything below it, with symbolic links resolved. None by default:
+	// every file:// URL is refused, since whoever reaches the API could
+	// otherwise read any host file berth can read.
+	AllowedFileDirs []string `yaml:"allowed_file_dirs"`
+}
+
 // Capture tunes how captured invocations are written.
 type Capture struct {
 	// FlushInterval is the longest a captured record waits in memory
@@ -166,6 +180,10 @@ type Runtime struct {
 	HealthInterval time.Duration `yaml:"health_interval"`
 	// StopGrace is how long an instance has to exit after SIGTERM.
 	StopGrace time.Duration `yaml:"stop_grace"`
+	// RunAsUser is the user that model processes run as when berth runs
+	// as root: a user name, or "uid" or "uid:gid". It is ignored when
+	// berth is not root (model processes then run as berth's own user).
+	RunAsUser string `yaml:"run_as_user"`
 }
 
 // Limits bounds the inference APIs, as SageMaker does.
@@ -189,6 +207,7 @@ func Default() Config {
 			StartupTimeout: 60 * time.Second,
 			HealthInterval: 5 * time.Second,
 			StopGrace:      30 * time.Second,
+			RunAsUser:      "nobody",
 		},
 		Capture: Capture{FlushInterval: 5 * time.Second},
 		Metrics: Metrics{Path: "/metrics"},
@@ -247,6 +266,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.StartupTimeout <= 0 || c.Runtime.HealthInterval <= 0 || c.Runtime.StopGrace < 0 {
 		return errors.New("runtime: startup_timeout and health_interval must be positive")
+	}
+	if c.Runtime.RunAsUser == "" {
+		return errors.New("runtime: run_as_user must name a user (a name, uid or uid:gid)")
+	}
+	for _, d := range c.ModelData.AllowedFileDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("model_data: allowed_file_dirs entry %q must be an absolute path", d)
+		}
 	}
 	if c.Capture.FlushInterval <= 0 {
 		return errors.New("capture: flush_interval must be positive")

@@ -286,7 +286,7 @@ func (s *Service) deploy(ctx context.Context, le *liveEndpoint, dep *Deployment,
 			return // being deleted or shut down
 		}
 		s.log.Warn("endpoint failed", "endpoint", le.name, "err", err)
-		s.setStatus(le.name, StatusFailed, func(ep *Endpoint) { ep.FailureReason = truncate(err.Error(), 1024) })
+		s.setStatus(le.name, StatusFailed, func(ep *Endpoint) { ep.FailureReason = s.failureReason("", err) })
 		return
 	}
 	le.variants = variants
@@ -419,6 +419,18 @@ func shortID() string {
 	var b [4]byte
 	rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// failureReason is prefix and err as a FailureReason: with the data dir
+// written as "<data-dir>" (errors of the artifact cache and the runtime,
+// and model servers' stderr lines, name files under it) and cut to
+// SageMaker's 1024 characters.
+func (s *Service) failureReason(prefix string, err error) string {
+	msg := prefix + err.Error()
+	if s.hide != nil {
+		msg = s.hide.Replace(msg)
+	}
+	return truncate(msg, 1024)
 }
 
 func truncate(s string, n int) string {
@@ -618,7 +630,7 @@ func (s *Service) update(ctx context.Context, le *liveEndpoint, dep *Deployment,
 		s.log.Warn("endpoint update failed; keeping the previous config", "endpoint", le.name, "err", reason)
 		s.setStatus(le.name, StatusInService, func(ep *Endpoint) {
 			ep.Pending = nil
-			ep.FailureReason = truncate("Update failed and was rolled back: "+reason.Error(), 1024)
+			ep.FailureReason = s.failureReason("Update failed and was rolled back: ", reason)
 		})
 	}
 	variants, err := s.startVariants(ctx, le.name, dep)
@@ -937,7 +949,7 @@ func (s *Service) scale(ctx context.Context, le *liveEndpoint, desired []Desired
 	s.setStatus(le.name, StatusInService, func(ep *Endpoint) {
 		ep.Variants = currentVariants(le.variants)
 		if failure != nil {
-			ep.FailureReason = truncate("Scaling failed: "+failure.Error(), 1024)
+			ep.FailureReason = s.failureReason("Scaling failed: ", failure)
 		} else {
 			ep.FailureReason = ""
 		}

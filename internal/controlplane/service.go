@@ -11,6 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,12 +87,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// DataDir is berth's data directory. FailureReasons, which any API
+	// client may read, name it "<data-dir>" instead.
+	DataDir string
 }
 
 // Service is the control plane.
 type Service struct {
 	opts Options
 	log  *slog.Logger
+	hide *strings.Replacer // rewrites host paths in FailureReasons; nil: none
 
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by lower-case endpoint name
@@ -121,6 +128,7 @@ func New(opts Options) *Service {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
 		opts:     opts,
+		hide:     pathHider(opts.DataDir),
 		log:      opts.Logger.With("component", "controlplane"),
 		live:     map[string]*liveEndpoint{},
 		settle:   newSettleNotifier(),
@@ -144,6 +152,31 @@ func (s *Service) Close(ctx context.Context) {
 	for _, le := range eps {
 		le.stopAll(ctx)
 	}
+}
+
+// pathHider returns a replacer that writes dataDir, as given and with
+// symbolic links resolved, as "<data-dir>"; nil if dataDir is empty.
+func pathHider(dataDir string) *strings.Replacer {
+	if dataDir == "" {
+		return nil
+	}
+	names := []string{filepath.Clean(dataDir)}
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		names = append(names, abs)
+	}
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
+		names = append(names, real)
+	}
+	// Longest first, so that a resolved path is not half replaced by a
+	// shorter spelling of it.
+	slices.SortFunc(names, func(a, b string) int { return len(b) - len(a) })
+	var pairs []string
+	for _, n := range slices.Compact(names) {
+		if n != "/" && n != "." {
+			pairs = append(pairs, n, "<data-dir>")
+		}
+	}
+	return strings.NewReplacer(pairs...)
 }
 
 // ARN returns the ARN of a resource; SageMaker lower-cases the name.
@@ -171,14 +204,21 @@ func (s *Service) CreateModel(ctx context.Context, m Model) error {
 	if err := s.checkSupported(&m); err != nil {
 		return err
 	}
-	for _, c := range s.containers(&m) {
+	for i, c := range s.containers(&m) {
 		if c.Image != "" {
-			if _, err := s.opts.Images.Resolve(c.Image); err != nil {
+			img, err := s.opts.Images.Resolve(c.Image)
+			if err != nil {
+				return err
+			}
+			if err := checkProcessEnv(&m, i, c, img); err != nil {
 				return err
 			}
 		}
 		if src, ok := sourceOf(c); ok {
-			if err := s.opts.Artifacts.Check(ctx, src); err != nil {
+			var refused *artifacts.NotAllowedError
+			if err := s.opts.Artifacts.Check(ctx, src); errors.As(err, &refused) {
+				return fault.Wrap(fault.Invalid, err, "Model data at %s is not allowed (%s): berth reads file:// model data only under the directories listed in model_data.allowed_file_dirs of its config file. Add the model's directory there, or upload the model to S3.", src.URL, refused.Why)
+			} else if err != nil {
 				return fault.Wrap(fault.Invalid, err, "Could not access model data at %s. Please ensure that the object exists and that berth can read it: %s", src.URL, err)
 			}
 		}
@@ -213,6 +253,25 @@ func (s *Service) containers(m *Model) []*ContainerDefinition {
 		out = append(out, &m.Containers[i])
 	}
 	return out
+}
+
+// checkProcessEnv refuses Environment keys that a local-process image
+// must not get (see runtime.RefusedProcessEnv). c is container i of m.
+func checkProcessEnv(m *Model, i int, c *ContainerDefinition, img runtime.Image) error {
+	if img.Docker {
+		return nil
+	}
+	field := "primaryContainer"
+	if m.PrimaryContainer == nil {
+		field = fmt.Sprintf("containers.%d", i+1)
+	}
+	keys := slices.Sorted(maps.Keys(c.Environment))
+	for _, k := range keys {
+		if why := runtime.RefusedProcessEnv(k); why != "" {
+			return fault.New(fault.Invalid, "Environment variable %s at '%s.environment' is not allowed for image %s, which berth runs as a local process: %s.", k, field, c.Image, why)
+		}
+	}
+	return nil
 }
 
 // sourceOf returns the model data of a container, if it has any.

@@ -1,6 +1,7 @@
 package process
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -74,17 +75,33 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 	tail := newTailWriter(stderr, stderrTailLines)
 	cmd := exec.Command(spec.Image.Command[0], spec.Image.Command[1:]...)
 	cmd.Dir = spec.Image.WorkDir
-	if cmd.Dir == "" {
-		cmd.Dir = dir
-	}
 	cmd.Env = env
-	cmd.Stdout = stdout
+	// Both outputs go through pipes that berth copies to the log files:
+	// the process gets no descriptor of a file under berth's data dir.
+	cmd.Stdout = struct{ io.Writer }{stdout}
 	cmd.Stderr = tail
 	cmd.SysProcAttr = procAttr()
+	if ra := r.runAs; ra != nil {
+		cmd.SysProcAttr.Credential = ra.credential()
+		if cmd.Dir == "" {
+			cmd.Dir = cmp.Or(spec.ModelDir, "/")
+		}
+	} else if cmd.Dir == "" {
+		cmd.Dir = dir
+	}
 	// A grandchild holding stderr open must not keep Wait from returning.
 	cmd.WaitDelay = time.Second
-	if err := r.startCmd(cmd); err != nil {
-		return nil, fmt.Errorf("run %s: %w", spec.Image.Command[0], err)
+	// The pid file is written before the command runs any code, so a
+	// berth killed at any moment leaves behind no group it does not know.
+	record := func(pid int) error { return writePIDFile(dir, pid) }
+	if err := r.startCmd(cmd, record); err != nil {
+		// Named by its base name only: the message may end up in a
+		// FailureReason, which must not map the host's directories.
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Path == cmd.Path {
+			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+		}
+		return nil, fmt.Errorf("run %s: %w", filepath.Base(spec.Image.Command[0]), err)
 	}
 
 	p := &proc{
@@ -94,9 +111,6 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 		url:    "http://127.0.0.1:" + strconv.Itoa(lease.Bind),
 		tail:   tail,
 		exited: make(chan struct{}),
-	}
-	if err := writePIDFile(dir, p.pid); err != nil {
-		r.log.Warn("no pid file: a stray process will not be swept", "instance", spec.ID, "pid", p.pid, "err", err)
 	}
 	go func() {
 		p.err = cmd.Wait()
@@ -194,10 +208,19 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}
-	for _, src := range []map[string]string{spec.Image.Env, spec.Env} {
+	if r.runAs != nil {
+		m["HOME"] = r.runAs.Home // berth's own HOME is not the user's
+	}
+	for i, src := range []map[string]string{spec.Image.Env, spec.Env} {
 		for k, v := range src {
 			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 				return nil, fmt.Errorf("invalid environment variable %q", k)
+			}
+			// The image's own Env comes from the operator's config and is
+			// trusted; the model's is checked again here for models stored
+			// before the control plane refused such keys.
+			if why := runtime.RefusedProcessEnv(k); i == 1 && why != "" {
+				return nil, fmt.Errorf("environment variable %s is not allowed: %s", k, why)
 			}
 			m[k] = v
 		}

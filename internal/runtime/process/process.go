@@ -6,11 +6,15 @@
 // stdout.log, stderr.log and pid file. A process gets a minimal environment
 // (never berth's own: no AWS credentials, no BERTH_* settings), the
 // SageMaker variables SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE and
-// SM_MODEL_DIR, and leads its own process group, which is what Stop
-// signals. On Linux processes die with berth: they are forked with
+// SM_MODEL_DIR, and leads its own session and process group, which is
+// what Stop signals and what is killed when the process exits. On Linux
+// the group is recorded in the pid file before the process runs its
+// first instruction, and processes die with berth: they are forked with
 // Pdeathsig=SIGKILL from one dedicated OS thread that lives as long as the
-// Runtime, and SweepStrays kills whatever a crashed berth left behind
-// (other systems have neither; berth is built and tested for Linux).
+// Runtime, a watchdog process kills the rest of every group (a shell's
+// grandchildren) as soon as berth exits, however it exits, and
+// SweepStrays kills whatever a crashed berth and its watchdog left behind
+// (other systems have none of this; berth is built and tested for Linux).
 //
 // Ports: every process start takes a fresh lease of 1+SafePorts ports on
 // 127.0.0.1, released when the process exits. The first is
@@ -85,6 +89,19 @@ type Options struct {
 	BackoffReset time.Duration
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// NoWatchdog leaves out the watchdog process that kills every
+	// recorded process group as soon as berth exits, even by SIGKILL (on
+	// Linux). Without it a model server's own children outlive a killed
+	// berth until the next SweepStrays.
+	NoWatchdog bool
+	// RunAsUser, when berth runs as root, is the user model processes run
+	// as: a user name, "uid" or "uid:gid" (see ResolveRunAs). Their
+	// supplementary groups are dropped, HOME is that user's home, and
+	// the working directory, unless the image sets one, is the model
+	// directory (or "/"): the instance directory is berth's. The user
+	// must be able to reach the model directory and the image's
+	// command. Empty, or when berth is not root: berth's own user.
+	RunAsUser string
 }
 
 func (o *Options) setDefaults() {
@@ -160,6 +177,9 @@ type Runtime struct {
 	quitOnce sync.Once
 	forkDone chan struct{}
 
+	watchdog *watchdog // nil without one
+	runAs    *RunAs    // nil: berth's own user
+
 	mu        sync.Mutex
 	closed    bool
 	instances map[string]*Instance // by instance directory
@@ -177,6 +197,10 @@ func New(opts Options) (*Runtime, error) {
 		return nil, fmt.Errorf("process runtime: state dir: %w", err)
 	}
 	opts.StateDir = dir
+	runAs, err := ResolveRunAs(opts.RunAsUser, os.Geteuid())
+	if err != nil {
+		return nil, fmt.Errorf("process runtime: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("process runtime: %w", err)
 	}
@@ -190,15 +214,25 @@ func New(opts Options) (*Runtime, error) {
 		forkQuit:  make(chan struct{}),
 		forkDone:  make(chan struct{}),
 		instances: make(map[string]*Instance),
+		runAs:     runAs,
+	}
+	if !opts.NoWatchdog {
+		// Not fatal: the next start-up sweep still finds what a killed
+		// berth leaves behind.
+		if r.watchdog, err = startWatchdog(dir); err != nil {
+			r.log.Warn("no watchdog: children of model processes may outlive a killed berth until it restarts", "err", err)
+		}
 	}
 	go r.forker()
 	return r, nil
 }
 
-// forkRequest asks the forker thread to start a command.
+// forkRequest asks the forker thread to start a command; record, when
+// set, runs with the new pid before the command runs (see startGated).
 type forkRequest struct {
-	cmd  *exec.Cmd
-	errc chan error
+	cmd    *exec.Cmd
+	record func(pid int) error
+	errc   chan error
 }
 
 // forker starts every process, from one OS thread that it locks and never
@@ -212,19 +246,25 @@ func (r *Runtime) forker() {
 	// No UnlockOSThread: when this goroutine returns its thread exits too,
 	// which is what we want at Close (and it never carries other work).
 	defer close(r.forkDone)
+	probeGate()
 	for {
 		select {
 		case req := <-r.forks:
-			req.errc <- req.cmd.Start()
+			if req.record == nil {
+				req.errc <- req.cmd.Start()
+				continue
+			}
+			req.errc <- startGated(req.cmd, req.record)
 		case <-r.forkQuit:
 			return
 		}
 	}
 }
 
-// startCmd starts cmd on the forker thread.
-func (r *Runtime) startCmd(cmd *exec.Cmd) error {
-	req := forkRequest{cmd: cmd, errc: make(chan error, 1)}
+// startCmd starts cmd on the forker thread, calling record (if not nil)
+// with its pid before the command runs.
+func (r *Runtime) startCmd(cmd *exec.Cmd, record func(pid int) error) error {
+	req := forkRequest{cmd: cmd, record: record, errc: make(chan error, 1)}
 	select {
 	case r.forks <- req:
 		return <-req.errc
@@ -292,8 +332,15 @@ func (r *Runtime) Close(ctx context.Context) error {
 
 	r.quitOnce.Do(func() { close(r.forkQuit) })
 	<-r.forkDone
+	if r.watchdog != nil {
+		r.watchdog.stop(ctx.Done())
+	}
 	return errors.Join(errs...)
 }
+
+// RunAs returns the user model processes run as, or nil when they run as
+// berth's own user.
+func (r *Runtime) RunAs() *RunAs { return r.runAs }
 
 func (r *Runtime) forget(in *Instance) {
 	r.mu.Lock()

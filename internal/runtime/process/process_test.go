@@ -38,14 +38,21 @@ func TestMain(m *testing.M) {
 	os.Exit(testserverbin.Run(m))
 }
 
+// fakeParent runs bin, or with PROCESS_TEST_SCRIPT set the shell script
+// "sh -c <script> <bin>", without a watchdog if PROCESS_TEST_NO_WATCHDOG
+// is set.
 func fakeParent(bin, stateDir string) int {
-	rt, err := New(Options{StateDir: stateDir})
+	rt, err := New(Options{StateDir: stateDir, NoWatchdog: os.Getenv("PROCESS_TEST_NO_WATCHDOG") != ""})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	ctx := context.Background()
-	in, err := rt.Start(ctx, runtime.InstanceSpec{ID: "orphan", Image: runtime.Image{Command: []string{bin}}, StartupTimeout: 10 * time.Second})
+	command := []string{bin}
+	if script := os.Getenv("PROCESS_TEST_SCRIPT"); script != "" {
+		command = []string{"/bin/sh", "-c", script, bin}
+	}
+	in, err := rt.Start(ctx, runtime.InstanceSpec{ID: "orphan", Image: runtime.Image{Command: command}, StartupTimeout: 10 * time.Second})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -279,6 +286,17 @@ func TestStartupFailure(t *testing.T) {
 			startup: true,
 			want:    []string{"no-such-server", "no such file"},
 			within:  5 * time.Second,
+		},
+		{
+			// A model stored before CreateModel refused such keys.
+			name: "loader variable",
+			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
+				s.Env = map[string]string{"LD_PRELOAD": "/tmp/x.so"}
+				return s
+			},
+			startup: true,
+			want:    []string{"LD_PRELOAD is not allowed"},
+			within:  time.Second,
 		},
 		{
 			name: "docker image",
