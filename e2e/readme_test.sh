@@ -27,6 +27,7 @@ readme="$root/README.md"
 python=/usr/bin/python3
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/berth-readme.XXXXXX")
+chmod 711 "$tmp" # model processes of a root berth run as "nobody", who must pass through
 clone="$tmp/clone"
 berth_pid=""
 

@@ -17,6 +17,7 @@ DUR=${1:-10}
 WORK=${BERTH_BENCH_DIR:-$(mktemp -d)}
 PY=${PYTHON:-/usr/bin/python3}
 mkdir -p "$WORK"
+chmod 711 "$WORK" # model processes of a root berth run as "nobody", who must pass through
 echo "# work dir $WORK"
 
 echo "## training model and timing python inplace_predict (1 thread)"
