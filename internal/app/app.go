@@ -24,11 +24,14 @@ import (
 	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/config"
 	"github.com/berth-io/berth/internal/controlplane"
+	"github.com/berth-io/berth/internal/deadline"
+	"github.com/berth-io/berth/internal/fdlimit"
 	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/images"
 	"github.com/berth-io/berth/internal/metrics"
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
+	"github.com/berth-io/berth/internal/ratelog"
 	s3store "github.com/berth-io/berth/internal/objstore/s3"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime/process"
@@ -48,6 +51,7 @@ type App struct {
 	cp      *controlplane.Service
 	rt      *rtapi.Handler
 	handler http.Handler
+	reqLog  *slog.Logger // rate-limited, for what clients can cause per request
 
 	listener net.Listener
 	fast     *h1.Listener // InvokeEndpoint's fast path in front of server
@@ -150,23 +154,34 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		},
 		Logger: logger,
 	})
+	// Whatever clients can make berth log once per request goes through
+	// a rate limit, so a flood of bad requests cannot flood the log.
+	a.reqLog = slog.New(ratelog.New(logger.Handler(), ratelog.Options{}))
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
-		BodyTimeout:     cfg.Limits.InvocationTimeout,
-		Logger:          logger,
+		BodyTimeout:     cfg.Server.BodyTimeout,
+		Logger:          a.reqLog,
 	})
-	a.handler = awsapi.NewHandler(awsapi.Services{
-		SageMaker: sagemaker.NewHandler(a.cp, logger),
-		Runtime:   a.rt,
-		S3: s3api.NewHandler(a.objects, logger.With("component", "s3-api"),
+	// Requests get fixed read and write deadlines, except the streaming
+	// transfers: S3 uploads and downloads both ways, and the runtime's
+	// answers (relayed as the model produces them), get progress
+	// deadlines instead.
+	a.handler = deadline.Handler(awsapi.NewHandler(awsapi.Services{
+		SageMaker: sagemaker.NewHandler(a.cp, a.reqLog),
+		Runtime:   deadline.Stream(a.rt, false, true),
+		S3: deadline.Stream(s3api.NewHandler(a.objects, a.reqLog.With("component", "s3-api"),
 			// Multipart parts are spooled to disk, not held in memory.
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
-			s3api.WithVirtualHostDomains("localhost")),
+			s3api.WithVirtualHostDomains("localhost")), true, true),
 		Extra: map[string]http.Handler{
 			"/ping":    http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
 			"/metrics": a.metrics.Handler(),
 		},
-	}, logger)
+	}, a.reqLog), deadline.Options{
+		Body:     cfg.Server.BodyTimeout,
+		Write:    cfg.Server.WriteTimeout,
+		Progress: cfg.Server.ProgressTimeout,
+	})
 	ok = true
 	return a, nil
 }
@@ -187,6 +202,7 @@ func openObjects(ctx context.Context, cfg config.Config, dataDir string, logger 
 // Start listens on the configured address, restores persisted endpoints
 // and serves until Shutdown.
 func (a *App) Start(ctx context.Context) error {
+	maxConns := a.maxConnections()
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
@@ -204,16 +220,21 @@ func (a *App) Start(ctx context.Context) error {
 			a.rt.FastInvoke(context.Background(), req, w)
 		},
 		MaxBodyBytes:  a.cfg.Limits.MaxPayloadBytes,
-		HeaderTimeout: 30 * time.Second,
-		IdleTimeout:   5 * time.Minute,
-		BodyTimeout:   a.cfg.Limits.InvocationTimeout,
-		Logger:        a.logger,
+		HeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:   a.cfg.Server.IdleTimeout,
+		BodyTimeout:   a.cfg.Server.BodyTimeout,
+		WriteTimeout:  a.cfg.Server.WriteTimeout,
+		MaxConns:      maxConns,
+		Logger:        a.reqLog,
 	})
+	// No ReadTimeout or WriteTimeout: they would bound whole requests and
+	// cut long transfers and response streams; the deadline handler sets
+	// per-request deadlines instead.
 	a.server = &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       a.cfg.Server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.reqLog.Handler(), slog.LevelDebug),
 	}
 	a.serveErr = make(chan error, 1)
 	go func() { a.serveErr <- a.server.Serve(a.fast) }()
@@ -222,6 +243,30 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.logger.Info("berth serving", "addr", ln.Addr().String(), "data_dir", a.cfg.DataDir)
 	return nil
+}
+
+// maxConnections raises the open-file limit as far as allowed and returns
+// the cap on client connections: server.max_connections, or one derived
+// from the limit.
+func (a *App) maxConnections() int {
+	limit, err := fdlimit.Raise()
+	if err != nil {
+		a.logger.Warn("cannot raise the open-file limit", "err", err)
+	}
+	n := a.cfg.Server.MaxConnections
+	if n == 0 {
+		n = fdlimit.MaxConnections(limit)
+	}
+	a.logger.Info("client connection limit", "max_connections", n, "open_file_limit", limit)
+	return n
+}
+
+// OpenConns returns the number of client connections open.
+func (a *App) OpenConns() int {
+	if a.fast == nil {
+		return 0
+	}
+	return a.fast.OpenConns()
 }
 
 // Addr returns the address the server listens on (useful with port 0).
