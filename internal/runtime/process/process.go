@@ -30,12 +30,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-io/berth/internal/runtime"
@@ -65,6 +67,9 @@ type Options struct {
 	HealthInterval time.Duration
 	// PingTimeout bounds one GET /ping. Default 2s.
 	PingTimeout time.Duration
+	// DialHealth opens the connections of health checks; default a
+	// net.Dialer. Tests inject failures through it.
+	DialHealth func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReadyPollInterval is the time between GET /ping attempts while an
 	// instance starts. Default 100ms.
 	ReadyPollInterval time.Duration
@@ -153,6 +158,9 @@ type Runtime struct {
 	log     *slog.Logger
 	ports   *portAllocator
 	client  *http.Client // health checks only; no keep-alives, so no idle goroutines
+	// ownFaultLogged is when a health check berth could not make was
+	// last logged (unix nanoseconds), to log that at a bounded rate.
+	ownFaultLogged atomic.Int64
 	baseEnv []string
 
 	forks    chan forkRequest
@@ -184,7 +192,7 @@ func New(opts Options) (*Runtime, error) {
 		opts:      opts,
 		log:       opts.Logger.With("component", "runtime/process"),
 		ports:     newPortAllocator(opts.PortRange[0], opts.PortRange[1], opts.SafePorts),
-		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
+		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil, DialContext: opts.DialHealth}},
 		baseEnv:   baseEnv(os.Getenv),
 		forks:     make(chan forkRequest),
 		forkQuit:  make(chan struct{}),
