@@ -31,8 +31,8 @@ import (
 	"github.com/berth-io/berth/internal/metrics"
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
-	"github.com/berth-io/berth/internal/ratelog"
 	s3store "github.com/berth-io/berth/internal/objstore/s3"
+	"github.com/berth-io/berth/internal/ratelog"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime/process"
 	"github.com/berth-io/berth/internal/store"
@@ -225,7 +225,9 @@ func (a *App) Start(ctx context.Context) error {
 		BodyTimeout:   a.cfg.Server.BodyTimeout,
 		WriteTimeout:  a.cfg.Server.WriteTimeout,
 		MaxConns:      maxConns,
-		Logger:        a.reqLog,
+		// Progress deadlines count 32 KiB steps (see internal/deadline).
+		NotSentLowat: 128 << 10,
+		Logger:       a.reqLog,
 	})
 	// No ReadTimeout or WriteTimeout: they would bound whole requests and
 	// cut long transfers and response streams; the deadline handler sets

@@ -57,6 +57,15 @@ type FastOptions struct {
 	// every attempt into an error. Slots free up as the header, body and
 	// idle timeouts close stalled connections. 0 means no cap.
 	MaxConns int
+	// NotSentLowat, when positive, sets TCP_NOTSENT_LOWAT on accepted
+	// connections (Linux): a blocked write resumes once fewer than this
+	// many bytes wait unsent, instead of once a third of the send buffer
+	// has drained. That makes write progress visible in small steps, which
+	// progress deadlines need: with send buffers autotuned to megabytes, a
+	// slow but steady reader could otherwise leave a write blocked for
+	// longer than the deadline. In-flight data is not limited, so
+	// throughput is not either.
+	NotSentLowat int
 	// Logger receives handler panics. Default: discarded.
 	Logger *slog.Logger
 }
@@ -146,6 +155,9 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if l.opts.NotSentLowat > 0 {
+			setNotSentLowat(nc, l.opts.NotSentLowat)
+		}
 		l.open.Add(1)
 		sc := newServerConn(l, nc)
 		l.mu.Lock()

@@ -158,10 +158,11 @@ type Runtime struct {
 	log     *slog.Logger
 	ports   *portAllocator
 	client  *http.Client // health checks only; no keep-alives, so no idle goroutines
+	baseEnv []string
+
 	// ownFaultLogged is when a health check berth could not make was
 	// last logged (unix nanoseconds), to log that at a bounded rate.
 	ownFaultLogged atomic.Int64
-	baseEnv []string
 
 	forks    chan forkRequest
 	forkQuit chan struct{}
