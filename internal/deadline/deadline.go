@@ -78,6 +78,9 @@ func Handler(next http.Handler, opts Options) http.Handler {
 		// handler does (100 Continue) and replaces one left by the
 		// connection's previous request.
 		st.setWrite(now.Add(opts.Write))
+		// The body is replaced on a copy of r: net/http looks at the
+		// original's to decide what to do with a body left unread.
+		r = r.WithContext(context.WithValue(r.Context(), stateKey{}, st))
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
 			st.body = &body{st: st, r: r.Body}
 			st.setRead(now.Add(opts.Body))
@@ -90,7 +93,7 @@ func Handler(next http.Handler, opts Options) http.Handler {
 				st.setWrite(opts.Now().Add(opts.Write))
 			}
 		}()
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+		next.ServeHTTP(sw, r)
 	})
 }
 
