@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+
+	"github.com/berth-io/berth/internal/app"
+	"github.com/berth-io/berth/internal/modelserver/builtin"
 )
 
 // pidFiles returns the pid files of the server's model instances:
@@ -229,6 +233,51 @@ func TestS3SlowReader(t *testing.T) {
 		t.Logf("stalled reader got %d of %d bytes before the cut", n, size)
 		c.Close()
 	})
+	t.Run("slow live uploader is not cut", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(25 * time.Second))
+		fmt.Fprintf(c, "PUT /big/up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		start := time.Now()
+		for off := 0; off < size; off += 64 << 10 {
+			if _, err := c.Write(obj[off:min(off+64<<10, size)]); err != nil {
+				t.Fatalf("upload cut after %d of %d bytes, %s: %v", off, size, time.Since(start), err)
+			}
+			time.Sleep(progress / 12)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("slow upload: %v %v", resp, err)
+		}
+		if took := time.Since(start); took < 4*progress {
+			t.Errorf("the slow upload took %s; the test means it to outlast the progress deadline many times", took)
+		}
+		out, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("big"), Key: aws.String("up")})
+		if err != nil || aws.ToInt64(out.ContentLength) != size {
+			t.Fatalf("uploaded object: %+v %v", out, err)
+		}
+	})
+	t.Run("stalled uploader is cut", func(t *testing.T) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "PUT /big/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		c.Write(obj[:1<<20])
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		io.Copy(io.Discard, c) // whatever berth answers, then its close
+		if took := time.Since(start); took > 10*progress {
+			t.Fatalf("a stalled upload held its connection for %s, progress deadline %s", took, progress)
+		}
+		if _, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("big"), Key: aws.String("stalled")}); err == nil {
+			t.Error("a stalled upload left an object")
+		}
+	})
 	t.Run("slow live reader is not", func(t *testing.T) {
 		_, br := get(t)
 		start := time.Now()
@@ -248,4 +297,64 @@ func TestS3SlowReader(t *testing.T) {
 			t.Logf("slow reader took %s for %d bytes, progress deadline %s", took, size, progress)
 		}
 	})
+}
+
+// lineCounter counts log lines containing a marker.
+type lineCounter struct {
+	marker []byte
+	n      atomic.Int64
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(bytes.Count(p, c.marker)))
+	return len(p), nil
+}
+
+// TestFailedRequestsLogBounded: a flood of failing requests, on the fast
+// path and on net/http, writes a bounded number of log lines, not one
+// each.
+func TestFailedRequestsLogBounded(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	counter := &lineCounter{marker: []byte(`msg="request refused"`)}
+	logger := slog.New(slog.NewTextHandler(counter, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx := context.Background()
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Frameworks: builtin.Frameworks()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+	url := "http://" + a.Addr()
+	client := &http.Client{Timeout: 10 * time.Second}
+	const flood = 300
+	for i := range flood {
+		var resp *http.Response
+		var err error
+		if i%2 == 0 { // the fast path
+			resp, err = client.Post(url+"/endpoints/nowhere/invocations", "text/plain", strings.NewReader("x"))
+		} else { // net/http: the control plane
+			req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(`{"EndpointName":"nowhere"}`))
+			req.Header.Set("X-Amz-Target", "SageMaker.DescribeEndpoint")
+			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+			resp, err = client.Do(req)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("request %d: %s, want 400", i, resp.Status)
+		}
+	}
+	// One burst (10) per interval for the kind; the test runs within one.
+	if n := counter.n.Load(); n == 0 || n > 10 {
+		t.Errorf("%d failed requests wrote %d log lines, want between 1 and 10", flood, n)
+	}
 }
