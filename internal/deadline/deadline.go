@@ -14,10 +14,12 @@
 //
 // Handler puts every request under Fixed deadlines; a service handler
 // wrapped in Stream switches its requests' reads, writes or both to
-// Progress. A read deadline is lifted when the body has been read to its
-// end, because net/http's background read (which watches for the client
-// going away) would otherwise cancel the request's context when it
-// expired while the handler still works.
+// Progress. Read deadlines are set only for requests with a body, and
+// lifted when it has been read to its end: from then on (and from the
+// start for a request without a body) net/http reads the connection in
+// the background to notice a client going away, and a read deadline
+// expiring under that read would cancel the request's context while the
+// handler still works.
 package deadline
 
 import (

@@ -68,13 +68,16 @@ func TestFixedBodyStall(t *testing.T) {
 	}
 }
 
-// Once the body is in (or when there is none), the handler may take
-// longer than Body: the read deadline must not cancel its context through
-// net/http's background read.
+// Once the body is in, or when there is none, the handler may take longer
+// than Body: no read deadline may be left to expire under net/http's
+// background read, which would cancel the request's context.
 func TestSlowHandlerAfterBody(t *testing.T) {
 	const body = 100 * time.Millisecond
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
+		var b []byte
+		if r.Method == http.MethodPost { // a GET handler need not touch its empty body
+			b, _ = io.ReadAll(r.Body)
+		}
 		select {
 		case <-time.After(4 * body):
 		case <-r.Context().Done():
