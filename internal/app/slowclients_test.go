@@ -176,6 +176,13 @@ func TestStalledConnections(t *testing.T) {
 	if got, err := s.invoke(t, "steady", "after"); err != nil || got != "after" {
 		t.Fatalf("invoke after: %q %v", got, err)
 	}
+	// The SDK clients' keep-alive connections go at the idle timeout.
+	waitFor(t, 4*timeout, func() error {
+		if n := s.app.OpenConns(); n != 0 {
+			return fmt.Errorf("%d client connections still open", n)
+		}
+		return nil
+	})
 }
 
 // TestS3SlowReader: a client that never reads the answer to a large S3
