@@ -55,7 +55,9 @@ type FastOptions struct {
 	// nothing but latency, while an accept-and-close would spend a
 	// descriptor and a system call per attempt under a flood and turn
 	// every attempt into an error. Slots free up as the header, body and
-	// idle timeouts close stalled connections. 0 means no cap.
+	// idle timeouts close stalled connections, so while stalled clients
+	// fill every slot a new client waits up to those timeouts; clients
+	// already connected are served as usual. 0 means no cap.
 	MaxConns int
 	// NotSentLowat, when positive, sets TCP_NOTSENT_LOWAT on accepted
 	// connections (Linux): a blocked write resumes once fewer than this
@@ -66,7 +68,8 @@ type FastOptions struct {
 	// longer than the deadline. In-flight data is not limited, so
 	// throughput is not either.
 	NotSentLowat int
-	// Logger receives handler panics. Default: discarded.
+	// Logger receives handler panics and connection-limit warnings.
+	// Default: discarded.
 	Logger *slog.Logger
 }
 
