@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/berth-io/berth/internal/app"
 	"github.com/berth-io/berth/internal/modelserver/builtin"
@@ -317,13 +318,14 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestFailedRequestsLogBounded: a flood of failing requests, on the fast
-// path and on net/http, writes a bounded number of log lines, not one
-// each.
+// TestFailedRequestsLogBounded: a flood of requests that fail with
+// errors logged at ERROR level, on the fast path (503: every variant has
+// weight 0) and on net/http (S3 uploads cut short), writes a bounded
+// number of log lines, not one each.
 func TestFailedRequestsLogBounded(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	counter := &lineCounter{marker: []byte(`msg="request refused"`)}
-	logger := slog.New(slog.NewTextHandler(counter, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	counter := &lineCounter{marker: []byte("level=ERROR")}
+	logger := slog.New(slog.NewTextHandler(counter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx := context.Background()
 	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Frameworks: builtin.Frameworks()})
 	if err != nil {
@@ -337,31 +339,49 @@ func TestFailedRequestsLogBounded(t *testing.T) {
 		defer cancel()
 		a.Shutdown(ctx)
 	})
-	url := "http://" + a.Addr()
+	s := &server{app: a, url: "http://" + a.Addr(), dataDir: cfg.DataDir}
+	s.sm, s.rt, s.s3 = clients(s.url)
+	s.createModel(t, "zero", nil, "")
+	if _, err := s.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
+		EndpointConfigName: aws.String("zero"),
+		ProductionVariants: []smtypes.ProductionVariant{{
+			VariantName: aws.String("A"), ModelName: aws.String("zero"), InitialInstanceCount: aws.Int32(1),
+			InitialVariantWeight: aws.Float32(0), InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large,
+		}, {
+			VariantName: aws.String("B"), ModelName: aws.String("zero"), InitialInstanceCount: aws.Int32(1),
+			InitialVariantWeight: aws.Float32(0), InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large,
+		}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.createEndpoint(t, "zero", "zero")
+	s.waitInService(t, "zero")
+	s.upload(t, "flood", "seed", []byte("x"))
+	before := counter.n.Load()
+
 	client := &http.Client{Timeout: 10 * time.Second}
-	const flood = 300
+	const flood = 200
 	for i := range flood {
-		var resp *http.Response
-		var err error
-		if i%2 == 0 { // the fast path
-			resp, err = client.Post(url+"/endpoints/nowhere/invocations", "text/plain", strings.NewReader("x"))
-		} else { // net/http: the control plane
-			req, _ := http.NewRequest(http.MethodPost, url+"/", strings.NewReader(`{"EndpointName":"nowhere"}`))
-			req.Header.Set("X-Amz-Target", "SageMaker.DescribeEndpoint")
-			req.Header.Set("Content-Type", "application/x-amz-json-1.1")
-			resp, err = client.Do(req)
-		}
+		resp, err := client.Post(s.url+"/endpoints/zero/invocations", "text/plain", strings.NewReader("x"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("request %d: %s, want 400", i, resp.Status)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("invocation %d: %s, want 503", i, resp.Status)
 		}
+		c, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "PUT /flood/cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+		c.Close()
 	}
-	// One burst (10) per interval for the kind; the test runs within one.
-	if n := counter.n.Load(); n == 0 || n > 10 {
-		t.Errorf("%d failed requests wrote %d log lines, want between 1 and 10", flood, n)
+	// One burst (10) per kind in one interval: the test runs within one.
+	if n := counter.n.Load() - before; n < 2 || n > 20 {
+		t.Errorf("%d failed invocations and %d cut uploads wrote %d ERROR lines, want 2 to 20", flood, flood, n)
 	}
 }

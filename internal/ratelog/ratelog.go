@@ -5,6 +5,8 @@
 // the last of them noting that more will be suppressed; the rest are
 // counted, and the count goes out as one summary line ("suppressed
 // similar log lines") before the next record of that kind that passes.
+// Messages should be constant, with the details in attributes: each
+// distinct message is a kind of its own.
 package ratelog
 
 import (
@@ -20,6 +22,10 @@ type Options struct {
 	Burst int
 	// Interval is the window Burst applies to. Default 1 minute.
 	Interval time.Duration
+	// MinLevel is the lowest level limited; records below it (debug
+	// traces an operator turned on) all pass. The zero value is
+	// slog.LevelInfo.
+	MinLevel slog.Level
 	// Now returns the current time; default time.Now. Tests inject a
 	// clock so that they need not sleep.
 	Now func() time.Time
@@ -80,6 +86,9 @@ func (h *Handler) Enabled(ctx context.Context, level slog.Level) bool {
 
 // Handle passes r on unless its kind has used up this interval's burst.
 func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level < h.st.opts.MinLevel {
+		return h.next.Handle(ctx, r)
+	}
 	now := h.st.opts.Now()
 	pass, last, carried, since := h.st.admit(kind{r.Level, r.Message}, now)
 	if !pass {

@@ -96,3 +96,24 @@ func TestDisabledLevelsAreNotCounted(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestBelowMinLevelUnlimited(t *testing.T) {
+	var buf bytes.Buffer
+	c := &clock{t: time.Unix(0, 0)}
+	h := New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}), Options{Burst: 2, Now: c.now})
+	log := slog.New(h)
+	for range 20 {
+		log.Debug("request refused")
+		log.Info("request failed")
+	}
+	got := lines(&buf)
+	debug := 0
+	for _, l := range got {
+		if strings.Contains(l, "level=DEBUG") {
+			debug++
+		}
+	}
+	if debug != 20 || len(got) != 22 {
+		t.Errorf("%d lines, %d of them debug; want 22 and 20", len(got), debug)
+	}
+}
