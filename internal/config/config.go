@@ -61,11 +61,12 @@ type Server struct {
 	// IdleTimeout bounds the wait for the next request on a keep-alive
 	// connection. Default 5m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
-	// ProgressTimeout is the progress deadline of streaming transfers (S3
-	// object uploads and downloads, InvokeEndpoint answers, response
-	// streams): each 32 KiB that moves renews it, so a large but live
-	// transfer is never cut, while one that stalls or trickles slower than
-	// 32 KiB per ProgressTimeout is. Default 30s.
+	// ProgressTimeout is the progress deadline of streaming transfers: S3
+	// uploads and downloads, and InvokeEndpoint answers relayed as the
+	// model produces them (response streams, answers too large to buffer).
+	// Each 32 KiB that moves renews it, so a large but live transfer is
+	// never cut, while one that stalls or trickles slower than 32 KiB per
+	// ProgressTimeout is. Default 30s.
 	ProgressTimeout time.Duration `yaml:"progress_timeout"`
 	// MaxConnections caps the client connections served at once; further
 	// connections wait in the kernel's accept queue until one closes.
