@@ -260,6 +260,9 @@ func (a *App) maxConnections() int {
 		n = fdlimit.MaxConnections(limit)
 	}
 	a.logger.Info("client connection limit", "max_connections", n, "open_file_limit", limit)
+	if limit != 0 && limit < 4096 {
+		a.logger.Warn("the open-file limit is low for a server; raise its hard limit (ulimit -Hn, systemd LimitNOFILE=) to serve more connections", "open_file_limit", limit)
+	}
 	return n
 }
 
