@@ -24,12 +24,15 @@ import (
 	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/config"
 	"github.com/berth-io/berth/internal/controlplane"
+	"github.com/berth-io/berth/internal/deadline"
+	"github.com/berth-io/berth/internal/fdlimit"
 	"github.com/berth-io/berth/internal/h1"
 	"github.com/berth-io/berth/internal/images"
 	"github.com/berth-io/berth/internal/metrics"
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
 	s3store "github.com/berth-io/berth/internal/objstore/s3"
+	"github.com/berth-io/berth/internal/ratelog"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime/process"
 	"github.com/berth-io/berth/internal/store"
@@ -51,6 +54,7 @@ type App struct {
 	rt      *rtapi.Handler
 	guard   *awsapi.Guard // browser guard: Host check, CORS
 	handler http.Handler
+	reqLog  *slog.Logger // rate-limited, for what clients can cause per request
 
 	listener net.Listener
 	fast     *h1.Listener // InvokeEndpoint's fast path in front of server
@@ -177,11 +181,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		DataDir: dataDir,
 	})
 	a.startArtifactCache(ctx, fetcher, dataDir)
+	// Whatever clients can make berth log once per request goes through
+	// a rate limit, so a flood of bad requests cannot flood the log.
+	a.reqLog = slog.New(ratelog.New(logger.Handler(), ratelog.Options{}))
 	a.rt = rtapi.New(a.router, rtapi.Options{
 		MaxPayloadBytes: cfg.Limits.MaxPayloadBytes,
-		BodyTimeout:     cfg.Limits.InvocationTimeout,
+		BodyTimeout:     cfg.Server.BodyTimeout,
 		Verifier:        verifier,
-		Logger:          logger,
+		Logger:          a.reqLog,
 	})
 	extra := map[string]http.Handler{
 		"/ping": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) }),
@@ -189,21 +196,29 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if cfg.Metrics.Path != "" {
 		extra[cfg.Metrics.Path] = a.metrics.Handler()
 	}
-	a.handler = awsapi.NewHandler(awsapi.Services{
-		SageMaker: sagemaker.NewHandler(a.cp, logger),
-		Runtime:   a.rt,
-		S3: s3api.NewHandler(a.objects, logger.With("component", "s3-api"),
+	// Requests get fixed read and write deadlines, except the streaming
+	// transfers: S3 uploads and downloads both ways, and the runtime's
+	// answers (relayed as the model produces them), get progress
+	// deadlines instead.
+	a.handler = deadline.Handler(awsapi.NewHandler(awsapi.Services{
+		SageMaker: sagemaker.NewHandler(a.cp, a.reqLog),
+		Runtime:   deadline.Stream(a.rt, false, true),
+		S3: deadline.Stream(s3api.NewHandler(a.objects, a.reqLog.With("component", "s3-api"),
 			// Multipart parts are spooled to disk, not held in memory.
 			s3api.WithMultipartDir(filepath.Join(dataDir, "uploads")),
 			s3api.WithVirtualHostDomains("localhost"),
-			s3api.WithPostPolicy(postPolicySecrets(cfg.Auth))),
+			s3api.WithPostPolicy(postPolicySecrets(cfg.Auth))), true, true),
 		Extra:              extra,
 		Verifier:           verifier,
 		MaxSignedBodyBytes: max(cfg.Limits.MaxPayloadBytes, 8<<20),
 		SelfAuthenticated: func(r *http.Request) bool {
 			return s3api.IsBrowserUpload(r, "localhost")
 		},
-	}, logger)
+	}, a.reqLog), deadline.Options{
+		Body:     cfg.Server.BodyTimeout,
+		Write:    cfg.Server.WriteTimeout,
+		Progress: cfg.Server.ProgressTimeout,
+	})
 	a.guard = awsapi.NewGuard(ctx, awsapi.GuardOptions{
 		Listen:         cfg.Listen,
 		AllowedHosts:   cfg.AllowedHosts,
@@ -248,6 +263,7 @@ func openObjects(ctx context.Context, cfg config.Config, dataDir string, logger 
 // Start listens on the configured address, restores persisted endpoints
 // and serves until Shutdown.
 func (a *App) Start(ctx context.Context) error {
+	maxConns := a.maxConnections()
 	ln, err := net.Listen("tcp", a.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.cfg.Listen, err)
@@ -267,16 +283,23 @@ func (a *App) Start(ctx context.Context) error {
 			a.rt.FastInvoke(context.Background(), req, w)
 		},
 		MaxBodyBytes:  a.cfg.Limits.MaxPayloadBytes,
-		HeaderTimeout: 30 * time.Second,
-		IdleTimeout:   5 * time.Minute,
-		BodyTimeout:   a.cfg.Limits.InvocationTimeout,
-		Logger:        a.logger,
+		HeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:   a.cfg.Server.IdleTimeout,
+		BodyTimeout:   a.cfg.Server.BodyTimeout,
+		WriteTimeout:  a.cfg.Server.WriteTimeout,
+		MaxConns:      maxConns,
+		// Progress deadlines count 32 KiB steps (see internal/deadline).
+		NotSentLowat: 128 << 10,
+		Logger:       a.reqLog,
 	})
+	// No ReadTimeout or WriteTimeout: they would bound whole requests and
+	// cut long transfers and response streams; the deadline handler sets
+	// per-request deadlines instead.
 	a.server = &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(a.logger.Handler(), slog.LevelDebug),
+		ReadHeaderTimeout: a.cfg.Server.ReadHeaderTimeout,
+		IdleTimeout:       a.cfg.Server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.reqLog.Handler(), slog.LevelDebug),
 	}
 	// Calls waiting for their endpoint to settle answer at once on
 	// shutdown instead of holding it up.
@@ -288,6 +311,33 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.logger.Info("berth serving", "addr", ln.Addr().String(), "data_dir", a.cfg.DataDir)
 	return nil
+}
+
+// maxConnections raises the open-file limit as far as allowed and returns
+// the cap on client connections: server.max_connections, or one derived
+// from the limit.
+func (a *App) maxConnections() int {
+	limit, err := fdlimit.Raise()
+	if err != nil {
+		a.logger.Warn("cannot raise the open-file limit", "err", err)
+	}
+	n := a.cfg.Server.MaxConnections
+	if n == 0 {
+		n = fdlimit.MaxConnections(limit)
+	}
+	a.logger.Info("client connection limit", "max_connections", n, "open_file_limit", limit)
+	if limit != 0 && limit < 4096 {
+		a.logger.Warn("the open-file limit is low for a server; raise its hard limit (ulimit -Hn, systemd LimitNOFILE=) to serve more connections", "open_file_limit", limit)
+	}
+	return n
+}
+
+// OpenConns returns the number of client connections open.
+func (a *App) OpenConns() int {
+	if a.fast == nil {
+		return 0
+	}
+	return a.fast.OpenConns()
 }
 
 // Addr returns the address the server listens on (useful with port 0).

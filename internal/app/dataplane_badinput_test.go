@@ -44,7 +44,8 @@ func rawExchange(t *testing.T, addr, raw string) string {
 // descriptors come back to where they were.
 func TestDataplaneBadInputNoLeaks(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
-	cfg.Limits.InvocationTimeout = 500 * time.Millisecond // also the body read timeout
+	cfg.Limits.InvocationTimeout = 500 * time.Millisecond
+	cfg.Server.BodyTimeout = 500 * time.Millisecond
 	s := startServer(t, cfg)
 	s.deploy(t, "good", nil, "", 1)
 	s.deploy(t, "hangs", map[string]string{"TESTSERVER_SLEEP": "30s"}, "", 1)

@@ -66,6 +66,9 @@ type Config struct {
 	// ModelData says where model data may come from besides the object
 	// store.
 	ModelData ModelData `yaml:"model_data"`
+	// Server bounds what a client connection may hold: timeouts and the
+	// connection limit.
+	Server Server `yaml:"server"`
 }
 
 // Auth configures SigV4 authentication. With credentials, every request
@@ -136,6 +139,37 @@ type ModelData struct {
 	// every file:// URL is refused, since whoever reaches the API could
 	// otherwise read any host file berth can read.
 	AllowedFileDirs []string `yaml:"allowed_file_dirs"`
+}
+
+// Server bounds client connections, so that slow or abusive clients
+// cannot hold berth's connections and file descriptors.
+type Server struct {
+	// ReadHeaderTimeout bounds reading a request's header block (and a new
+	// connection's first request line). Default 30s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// BodyTimeout bounds reading a request body on every path but the
+	// streaming ones (S3 object transfers), counted from the end of the
+	// headers. Default 60s.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// WriteTimeout bounds writing a response on every path but the
+	// streaming ones, counted from the response's first byte. Default 60s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds the wait for the next request on a keep-alive
+	// connection. Default 5m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ProgressTimeout is the progress deadline of streaming transfers: S3
+	// uploads and downloads, and InvokeEndpoint answers relayed as the
+	// model produces them (response streams, answers too large to buffer).
+	// Each 32 KiB that moves renews it, so a large but live transfer is
+	// never cut, while one that stalls or trickles slower than 32 KiB per
+	// ProgressTimeout is. Default 30s.
+	ProgressTimeout time.Duration `yaml:"progress_timeout"`
+	// MaxConnections caps the client connections served at once; further
+	// connections wait in the kernel's accept queue until one closes.
+	// 0 derives the cap from the open-file limit (RLIMIT_NOFILE, raised to
+	// its hard limit at start-up), leaving the rest for model processes,
+	// upstream connections, the database and object files.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Capture tunes how captured invocations are written.
@@ -211,6 +245,13 @@ func Default() Config {
 		},
 		Capture: Capture{FlushInterval: 5 * time.Second},
 		Metrics: Metrics{Path: "/metrics"},
+		Server: Server{
+			ReadHeaderTimeout: 30 * time.Second,
+			BodyTimeout:       60 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+			ProgressTimeout:   30 * time.Second,
+		},
 		Limits: Limits{
 			MaxPayloadBytes:   6 << 20,
 			InvocationTimeout: 60 * time.Second,
@@ -295,6 +336,28 @@ func (c *Config) Validate() error {
 	}
 	if p := c.Metrics.Path; p != "" && (p[0] != '/' || p == "/" || p == "/ping" || strings.HasPrefix(p, "/endpoints/") || strings.ContainsAny(p, "?# ")) {
 		return fmt.Errorf("metrics: path %q must be an absolute path other than /, /ping and /endpoints/..., or empty to turn metrics off", p)
+	}
+	if err := c.Server.validate(); err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"read_header_timeout", s.ReadHeaderTimeout}, {"body_timeout", s.BodyTimeout},
+		{"write_timeout", s.WriteTimeout}, {"idle_timeout", s.IdleTimeout},
+		{"progress_timeout", s.ProgressTimeout},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s must be positive, not %s", d.name, d.v)
+		}
+	}
+	if s.MaxConnections < 0 {
+		return fmt.Errorf("max_connections must be 0 (derived from the open-file limit) or positive, not %d", s.MaxConnections)
 	}
 	return nil
 }

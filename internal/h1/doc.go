@@ -36,6 +36,10 @@
 // replayed first; from then on the connection belongs to net/http. So
 // httpServer.Serve(listener) keeps serving all other traffic unchanged, and
 // net/http stays the one place that answers malformed requests (400, 431).
+// The listener also bounds what clients can hold: header, body, idle and
+// write timeouts on the fast path, and MaxConns, a cap on the connections
+// open at once (served here or handed over), beyond which it stops
+// accepting and lets further connections wait in the kernel's queue.
 //
 // What it deliberately does not do: TLS, HTTP/2, proxies, redirects,
 // cookies, compression, request bodies of unknown length (chunked requests

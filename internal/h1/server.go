@@ -46,7 +46,30 @@ type FastOptions struct {
 	BodyTimeout time.Duration
 	// WriteTimeout bounds writing a response. Default 60 s.
 	WriteTimeout time.Duration
-	// Logger receives handler panics. Default: discarded.
+	// MaxConns caps the connections open at once: those served here and
+	// those handed to net/http together, until each is closed. At the cap
+	// the listener stops accepting, so further connections wait in the
+	// kernel's accept queue (and, when it is full, their SYNs are dropped
+	// and retried by the client's kernel) rather than being accepted and
+	// closed at once: waiting costs berth no file descriptor and a client
+	// nothing but latency, while an accept-and-close would spend a
+	// descriptor and a system call per attempt under a flood and turn
+	// every attempt into an error. Slots free up as the header, body and
+	// idle timeouts close stalled connections, so while stalled clients
+	// fill every slot a new client waits up to those timeouts; clients
+	// already connected are served as usual. 0 means no cap.
+	MaxConns int
+	// NotSentLowat, when positive, sets TCP_NOTSENT_LOWAT on accepted
+	// connections (Linux): a blocked write resumes once fewer than this
+	// many bytes wait unsent, instead of once a third of the send buffer
+	// has drained. That makes write progress visible in small steps, which
+	// progress deadlines need: with send buffers autotuned to megabytes, a
+	// slow but steady reader could otherwise leave a write blocked for
+	// longer than the deadline. In-flight data is not limited, so
+	// throughput is not either.
+	NotSentLowat int
+	// Logger receives handler panics and connection-limit warnings.
+	// Default: discarded.
 	Logger *slog.Logger
 }
 
@@ -66,6 +89,8 @@ type Listener struct {
 	mu      sync.Mutex
 	active  map[*serverConn]struct{}
 	date    atomic.Pointer[dateLine]
+	slots   chan struct{} // one token per open connection; nil without MaxConns
+	open    atomic.Int64  // connections open (served here or handed over)
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -100,6 +125,9 @@ func NewListener(inner net.Listener, opts FastOptions) *Listener {
 		done:    make(chan struct{}),
 		active:  make(map[*serverConn]struct{}),
 	}
+	if opts.MaxConns > 0 {
+		l.slots = make(chan struct{}, opts.MaxConns)
+	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.loop.Add(1)
 	go l.acceptLoop()
@@ -110,8 +138,12 @@ func (l *Listener) acceptLoop() {
 	defer l.loop.Done()
 	var backoff time.Duration
 	for {
+		if !l.acquire() {
+			return
+		}
 		nc, err := l.inner.Accept()
 		if err != nil {
+			l.freeSlot()
 			if l.closing.Load() || errors.Is(err, net.ErrClosed) {
 				l.Close()
 				return
@@ -126,11 +158,16 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		backoff = 0
+		if l.opts.NotSentLowat > 0 {
+			setNotSentLowat(nc, l.opts.NotSentLowat)
+		}
+		l.open.Add(1)
 		sc := newServerConn(l, nc)
 		l.mu.Lock()
 		if l.closing.Load() {
 			l.mu.Unlock()
 			nc.Close()
+			l.release()
 			continue
 		}
 		l.active[sc] = struct{}{}
@@ -139,6 +176,40 @@ func (l *Listener) acceptLoop() {
 		go sc.serve()
 	}
 }
+
+// acquire takes a connection slot for the next Accept, waiting while all
+// are taken; false means the listener closed meanwhile.
+func (l *Listener) acquire() bool {
+	if l.slots != nil {
+		select {
+		case l.slots <- struct{}{}:
+		default:
+			l.opts.Logger.Warn("connection limit reached: new connections wait until one closes", "max_connections", cap(l.slots))
+			select {
+			case l.slots <- struct{}{}:
+			case <-l.done:
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// release gives back the slot of a connection that is closed.
+func (l *Listener) release() {
+	l.open.Add(-1)
+	l.freeSlot()
+}
+
+func (l *Listener) freeSlot() {
+	if l.slots != nil {
+		<-l.slots
+	}
+}
+
+// OpenConns returns the number of client connections open: served on the
+// fast path or handed over to net/http and not yet closed.
+func (l *Listener) OpenConns() int { return int(l.open.Load()) }
 
 // Accept returns the next connection handed over to net/http.
 func (l *Listener) Accept() (net.Conn, error) {
@@ -308,6 +379,7 @@ func (sc *serverConn) serve() {
 		}
 		if !handed {
 			sc.nc.Close()
+			sc.l.release()
 		}
 		sc.untrack()
 	}()
@@ -585,7 +657,7 @@ func (sc *serverConn) serveOne() bool {
 func (sc *serverConn) handover() bool {
 	pending := append([]byte(nil), sc.buf[sc.r:sc.w]...)
 	_ = sc.nc.SetDeadline(time.Time{})
-	hc := &handedConn{Conn: sc.nc, pending: pending}
+	hc := &handedConn{Conn: sc.nc, pending: pending, l: sc.l}
 	select {
 	case sc.l.handoff <- hc:
 		return true
@@ -595,10 +667,20 @@ func (sc *serverConn) handover() bool {
 }
 
 // handedConn replays bytes the fast path already read before reading from
-// the connection again.
+// the connection again, and gives back its connection slot when closed.
 type handedConn struct {
 	net.Conn
 	pending []byte
+	l       *Listener
+	closed  atomic.Bool
+}
+
+func (c *handedConn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.release()
+	}
+	return err
 }
 
 func (c *handedConn) Read(p []byte) (int, error) {

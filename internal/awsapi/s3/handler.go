@@ -138,16 +138,19 @@ func virtualHost(domains []string, next http.Handler) http.Handler {
 }
 
 // gofakesLogger sends gofakes3's log lines to slog. Its INFO lines trace
-// every request, so they go out at debug level.
+// every request, so they go out at debug level. Its errors are mostly
+// what a client caused (a body cut short), so their message is constant
+// and the text an attribute: a rate-limited logger then counts them as
+// one kind.
 type gofakesLogger struct{ l *slog.Logger }
 
 func (g gofakesLogger) Print(level gofakes3.LogLevel, v ...any) {
 	msg := strings.TrimSpace(fmt.Sprintln(v...))
 	switch level {
 	case gofakes3.LogErr:
-		g.l.Error(msg)
+		g.l.Error("s3 request failed", "detail", msg)
 	case gofakes3.LogWarn:
-		g.l.Warn(msg)
+		g.l.Warn("s3 request warning", "detail", msg)
 	default:
 		g.l.Log(context.Background(), slog.LevelDebug, msg)
 	}

@@ -192,6 +192,11 @@ func (in *Instance) watch(ctx context.Context, p *proc) string {
 		case err == nil:
 			fails = 0
 			continue
+		case isOwnFault(err):
+			// berth could not even open a socket: that says nothing
+			// about the model server, which must not be restarted for it.
+			in.rt.logOwnFault(err)
+			continue
 		}
 		fails++
 		in.log.Debug("health check failed", "pid", p.pid, "failures", fails, "err", err)
@@ -317,6 +322,30 @@ func signalGroup(p *proc, sig syscall.Signal) {
 	if err := syscall.Kill(-p.pid, sig); errors.Is(err, syscall.ESRCH) {
 		_ = p.cmd.Process.Signal(sig)
 	}
+}
+
+// isOwnFault reports whether a health check failed for want of berth's
+// own resources: no file descriptor (EMFILE, ENFILE), no socket buffer
+// (ENOBUFS) or no local port (EADDRNOTAVAIL) to connect from.
+func isOwnFault(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.EADDRNOTAVAIL)
+}
+
+// ownFaultLogEvery bounds how often a health check berth could not make
+// is logged.
+const ownFaultLogEvery = time.Minute
+
+// logOwnFault logs, at most once per ownFaultLogEvery for the whole
+// runtime, that health checks are being skipped.
+func (r *Runtime) logOwnFault(err error) {
+	now := r.opts.Now().UnixNano()
+	last := r.ownFaultLogged.Load()
+	if last != 0 && now-last < int64(ownFaultLogEvery) || !r.ownFaultLogged.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Error("health checks skipped: berth cannot open a connection (out of file descriptors or sockets?); instances are not marked unhealthy for it",
+		"err", err, "next_report_after", ownFaultLogEvery)
 }
 
 // ping does one GET /ping and reports why it did not answer 200.

@@ -34,12 +34,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-io/berth/internal/runtime"
@@ -69,6 +71,9 @@ type Options struct {
 	HealthInterval time.Duration
 	// PingTimeout bounds one GET /ping. Default 2s.
 	PingTimeout time.Duration
+	// DialHealth opens the connections of health checks; default a
+	// net.Dialer. Tests inject failures through it.
+	DialHealth func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReadyPollInterval is the time between GET /ping attempts while an
 	// instance starts. Default 100ms.
 	ReadyPollInterval time.Duration
@@ -172,6 +177,10 @@ type Runtime struct {
 	client  *http.Client // health checks only; no keep-alives, so no idle goroutines
 	baseEnv []string
 
+	// ownFaultLogged is when a health check berth could not make was
+	// last logged (unix nanoseconds), to log that at a bounded rate.
+	ownFaultLogged atomic.Int64
+
 	forks    chan forkRequest
 	forkQuit chan struct{}
 	quitOnce sync.Once
@@ -208,7 +217,7 @@ func New(opts Options) (*Runtime, error) {
 		opts:      opts,
 		log:       opts.Logger.With("component", "runtime/process"),
 		ports:     newPortAllocator(opts.PortRange[0], opts.PortRange[1], opts.SafePorts),
-		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}},
+		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil, DialContext: opts.DialHealth}},
 		baseEnv:   baseEnv(os.Getenv),
 		forks:     make(chan forkRequest),
 		forkQuit:  make(chan struct{}),
