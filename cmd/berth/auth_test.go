@@ -61,9 +61,14 @@ func TestServeAuthModes(t *testing.T) {
 		return port
 	}
 	serve := func(listen string, env ...string) (*exec.Cmd, *syncBuffer, string) {
-		dataDir := filepath.Join(t.TempDir(), "data")
+		dir := t.TempDir()
+		dataDir := filepath.Join(dir, "data")
+		cfgFile := filepath.Join(dir, "berth.yaml")
+		if err := os.WriteFile(cfgFile, []byte(sameUser()), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(bin, "serve", "--listen", listen, "--data-dir", dataDir)
-		cmd.Env = append(os.Environ(), "BERTH_ACCESS_KEY_ID=", "BERTH_SECRET_ACCESS_KEY=", "BERTH_INSECURE=", "BERTH_CONFIG=")
+		cmd.Env = append(os.Environ(), "BERTH_ACCESS_KEY_ID=", "BERTH_SECRET_ACCESS_KEY=", "BERTH_INSECURE=", "BERTH_CONFIG="+cfgFile)
 		cmd.Env = append(cmd.Env, env...)
 		out := &syncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out

@@ -48,12 +48,13 @@ func TestStalledClientsUnderFDLimit(t *testing.T) {
     command: [%q]
 runtime:
   health_interval: 100ms
+  run_as_user: "%[3]d:%[4]d"
 server:
   read_header_timeout: %[2]s
   body_timeout: %[2]s
   progress_timeout: %[2]s
   idle_timeout: 1m
-`, testserverbin.Build(t), timeout)
+`, testserverbin.Build(t), timeout, os.Getuid(), os.Getgid())
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ server:
 	invokeKept := func() {
 		t.Helper()
 		kept.SetDeadline(time.Now().Add(10 * time.Second))
-		io.WriteString(kept, "POST /endpoints/e/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\ny")
+		io.WriteString(kept, "POST /endpoints/e/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\ny")
 		resp, err := http.ReadResponse(keptR, nil)
 		if err != nil {
 			t.Fatalf("invoke on the kept connection: %v", err)
@@ -155,9 +156,9 @@ server:
 		prefix := ""
 		switch i % 3 {
 		case 0:
-			prefix = "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListModels\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100\r\n\r\n{"
+			prefix = "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: SageMaker.ListModels\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100\r\n\r\n{"
 		case 1:
-			prefix = "POST /endpoints/e/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc"
+			prefix = "POST /endpoints/e/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc"
 		}
 		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {

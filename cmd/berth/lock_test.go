@@ -35,7 +35,7 @@ func TestSecondBerthOnSameDataDir(t *testing.T) {
 		t.Fatalf("build berth: %v\n%s", err, out)
 	}
 	cfgFile := filepath.Join(dir, "berth.yaml")
-	cfg := fmt.Sprintf("images:\n  test/echo:1:\n    command: [%q]\n    env: {TESTSERVER_MODE: model-file}\n", testserverbin.Build(t))
+	cfg := fmt.Sprintf("images:\n  test/echo:1:\n    command: [%q]\n    env: {TESTSERVER_MODE: model-file}\n", testserverbin.Build(t)) + sameUser()
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

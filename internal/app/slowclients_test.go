@@ -114,13 +114,13 @@ func TestStalledConnections(t *testing.T) {
 		n            int
 	}{
 		// Control plane: net/http, a fixed body deadline.
-		{"control plane body", "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: SageMaker.ListModels\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100\r\n\r\n{", 350},
+		{"control plane body", "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: SageMaker.ListModels\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 100\r\n\r\n{", 350},
 		// S3 upload: net/http, a progress deadline.
-		{"s3 put body", "PUT /stall/key HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n", 300},
+		{"s3 put body", "PUT /stall/key HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000000\r\n\r\n", 300},
 		// InvokeEndpoint: the fast path's body timeout.
-		{"invocation body", "POST /endpoints/steady/invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc", 250},
+		{"invocation body", "POST /endpoints/steady/invocations HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nabc", 250},
 		// Half a header block, and nothing at all.
-		{"partial headers", "GET /stall/seed HTTP/1.1\r\nHost: x\r\n", 100},
+		{"partial headers", "GET /stall/seed HTTP/1.1\r\nHost: localhost\r\n", 100},
 		{"nothing", "", 100},
 	}
 	var open atomic.Int64
@@ -216,7 +216,7 @@ func TestS3SlowReader(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		if _, err := io.WriteString(c, "GET /big/obj HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(c, "GET /big/obj HTTP/1.1\r\nHost: localhost\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		c.SetReadDeadline(time.Now().Add(25 * time.Second))
@@ -248,7 +248,7 @@ func TestS3SlowReader(t *testing.T) {
 		}
 		defer c.Close()
 		c.SetDeadline(time.Now().Add(25 * time.Second))
-		fmt.Fprintf(c, "PUT /big/up HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		fmt.Fprintf(c, "PUT /big/up HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", size)
 		start := time.Now()
 		for off := 0; off < size; off += 64 << 10 {
 			if _, err := c.Write(obj[off:min(off+64<<10, size)]); err != nil {
@@ -274,7 +274,7 @@ func TestS3SlowReader(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "PUT /big/stalled HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", size)
+		fmt.Fprintf(c, "PUT /big/stalled HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n", size)
 		c.Write(obj[:1<<20])
 		start := time.Now()
 		c.SetReadDeadline(time.Now().Add(20 * time.Second))
@@ -375,7 +375,7 @@ func TestFailedRequestsLogBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(c, "PUT /flood/cut HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+		io.WriteString(c, "PUT /flood/cut HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nabc")
 		c.(*net.TCPConn).CloseWrite()
 		io.Copy(io.Discard, c)
 		c.Close()
