@@ -62,6 +62,17 @@ type Config struct {
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Artifacts bounds the cache of unpacked model data.
 	Artifacts Artifacts `yaml:"artifacts"`
+	// RuntimeAPI tunes how the runtime API (InvokeEndpoint) is served.
+	RuntimeAPI RuntimeAPI `yaml:"runtime_api"`
+}
+
+// RuntimeAPI tunes how the runtime API is served.
+type RuntimeAPI struct {
+	// FastPath serves plain InvokeEndpoint requests on the connection's
+	// goroutine, without net/http (default true). The answers are the
+	// same either way; turning it off sends every request through
+	// net/http, to rule the fast path out when chasing a problem.
+	FastPath bool `yaml:"fast_path"`
 }
 
 // Auth configures SigV4 authentication. With credentials, every request
@@ -197,7 +208,8 @@ func Default() Config {
 			InvocationTimeout: 60 * time.Second,
 			MaxInstances:      64,
 		},
-		Endpoints: Endpoints{SettleWait: 5 * time.Second},
+		Endpoints:  Endpoints{SettleWait: 5 * time.Second},
+		RuntimeAPI: RuntimeAPI{FastPath: true},
 	}
 }
 
