@@ -3,7 +3,6 @@ package runtime
 import (
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/berth-io/berth/internal/awsapi"
 	"github.com/berth-io/berth/internal/fault"
@@ -75,13 +74,13 @@ var errUnknownOperation = &awsapi.Error{Status: http.StatusBadRequest, Code: "Un
 // from the escaped path, SageMaker's headers into req, checked against
 // the sagemaker-runtime model's constraints. A path that names no
 // operation berth serves is an UnknownOperationException.
-func decodeInvocation(path string, h headerGetter, req *router.Request) (endpoint string, err error) {
+func decodeInvocation[P ~string | ~[]byte](path P, h headerGetter, req *router.Request) (endpoint string, err error) {
 	endpoint, action, ok := parsePath(path)
 	if !ok {
 		return "", errUnknownOperation
 	}
 	op := 0
-	switch action {
+	switch string(action) {
 	case "invocations":
 		op = opInvoke
 	case "invocations-response-stream":
@@ -89,7 +88,7 @@ func decodeInvocation(path string, h headerGetter, req *router.Request) (endpoin
 		req.Stream = true
 	default:
 		return "", &awsapi.Error{Status: http.StatusBadRequest, Code: "UnknownOperationException",
-			Message: "berth does not support /endpoints/{EndpointName}/" + action + " yet"}
+			Message: "berth does not support /endpoints/{EndpointName}/" + string(action) + " yet"}
 	}
 	for i := range invocationHeaders {
 		hd := &invocationHeaders[i]
@@ -108,19 +107,29 @@ func decodeInvocation(path string, h headerGetter, req *router.Request) (endpoin
 	return endpoint, validate(endpoint, req)
 }
 
-// parsePath splits an escaped path /endpoints/{name}/{action}.
-func parsePath(p string) (name, action string, ok bool) {
-	rest, ok := strings.CutPrefix(p, "/endpoints/")
-	if !ok {
-		return "", "", false
+// parsePath splits an escaped path /endpoints/{name}/{action}. It takes
+// the fast path's bytes as they are: only the name becomes a string.
+func parsePath[P ~string | ~[]byte](p P) (name string, action P, ok bool) {
+	const prefix = "/endpoints/"
+	if len(p) <= len(prefix) || string(p[:len(prefix)]) != prefix {
+		return "", action, false
 	}
-	escaped, action, ok := strings.Cut(rest, "/")
-	if !ok || escaped == "" || strings.Contains(action, "/") {
-		return "", "", false
+	rest := p[len(prefix):]
+	slash := -1
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '/' {
+			if slash >= 0 {
+				return "", action, false // a slash in the action
+			}
+			slash = i
+		}
 	}
-	name, err := url.PathUnescape(escaped)
+	if slash <= 0 {
+		return "", action, false
+	}
+	name, err := url.PathUnescape(string(rest[:slash]))
 	if err != nil {
-		return "", "", false
+		return "", action, false
 	}
-	return name, action, true
+	return name, rest[slash+1:], true
 }

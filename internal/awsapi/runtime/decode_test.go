@@ -36,6 +36,8 @@ func TestDecodeInvocationBothPaths(t *testing.T) {
 			want:   router.Request{Accept: "text/event-stream", Stream: true}},
 		{name: "escaped name", path: "/endpoints/e%70/invocations", ep: "ep"},
 		{name: "no endpoint", path: "/endpoints//invocations", err: "UnknownOperationException"},
+		{name: "slash after action", path: "/endpoints/ep/invocations/", err: "UnknownOperationException"},
+		{name: "not an endpoint path", path: "/endpoints/", err: "UnknownOperationException"},
 		{name: "unknown action", path: "/endpoints/ep/invocations-async", err: "does not support /endpoints/{EndpointName}/invocations-async"},
 		{name: "bad endpoint name", path: "/endpoints/-ep/invocations", err: "endpointName"},
 		{name: "bad inference id", path: "/endpoints/ep/invocations", fields: []field{{"X-Amzn-SageMaker-Inference-Id", " x"}}, err: "inferenceId"},
@@ -55,7 +57,7 @@ func TestDecodeInvocationBothPaths(t *testing.T) {
 			}
 			var viaHTTP, viaFast router.Request
 			ep1, err1 := decodeInvocation(tt.path, hh, &viaHTTP)
-			ep2, err2 := decodeInvocation(tt.path, fastHeader{fr}, &viaFast)
+			ep2, err2 := decodeInvocation([]byte(tt.path), fastHeader{fr}, &viaFast)
 			if ep1 != ep2 || decoded(viaHTTP) != decoded(viaFast) || errString(err1) != errString(err2) {
 				t.Fatalf("paths differ:\nnet/http %q %+v %v\nfast     %q %+v %v", ep1, viaHTTP, err1, ep2, viaFast, err2)
 			}
@@ -97,7 +99,7 @@ func errCode(err error) string {
 }
 
 // TestDecodeInvocationFastAllocations: on the fast path, decoding costs
-// the endpoint path's string and one string per header present, nothing
+// the endpoint name's string and one string per header present, nothing
 // per header looked up.
 func TestDecodeInvocationFastAllocations(t *testing.T) {
 	fr := &h1.FastRequest{Header: []h1.Field{
@@ -109,11 +111,11 @@ func TestDecodeInvocationFastAllocations(t *testing.T) {
 	var req router.Request
 	allocs := testing.AllocsPerRun(100, func() {
 		req = router.Request{}
-		if _, err := decodeInvocation(string(path), fastHeader{fr}, &req); err != nil {
+		if _, err := decodeInvocation(path, fastHeader{fr}, &req); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if allocs > 2 {
-		t.Errorf("%.0f allocations per decode, want at most 2 (the path and Content-Type)", allocs)
+		t.Errorf("%.0f allocations per decode, want at most 2 (the endpoint name and Content-Type)", allocs)
 	}
 }

@@ -90,7 +90,7 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 		RequestID:     id,
 		Received:      received,
 	}
-	endpoint, err := decodeInvocation(string(fr.Path), fastHeader{fr}, req)
+	endpoint, err := decodeInvocation(fr.Path, fastHeader{fr}, req)
 	if err != nil {
 		h.fastFail(ctx, fr, w, id, err)
 		return
