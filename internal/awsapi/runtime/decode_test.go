@@ -119,3 +119,36 @@ func TestDecodeInvocationFastAllocations(t *testing.T) {
 		t.Errorf("%.0f allocations per decode, want at most 2 (the endpoint name and Content-Type)", allocs)
 	}
 }
+
+// BenchmarkDecodeInvocation is the decoding of a typical request (a Host,
+// a Content-Type, a Content-Length and a signature) on each path.
+func BenchmarkDecodeInvocation(b *testing.B) {
+	fields := [][2]string{{"Host", "localhost:7070"}, {"Content-Type", "text/csv"}, {"Content-Length", "64"},
+		{"X-Amz-Date", "20260101T000000Z"}, {"Authorization", "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/sagemaker/aws4_request, SignedHeaders=host, Signature=abc"}}
+	fr := &h1.FastRequest{Path: []byte("/endpoints/bench/invocations")}
+	hh := http.Header{}
+	for _, f := range fields {
+		fr.Header = append(fr.Header, h1.Field{Name: []byte(f[0]), Value: []byte(f[1])})
+		hh.Add(f[0], f[1])
+	}
+	b.Run("fast", func(b *testing.B) {
+		b.ReportAllocs()
+		var req router.Request
+		for b.Loop() {
+			req = router.Request{}
+			if _, err := decodeInvocation(fr.Path, fastHeader{fr}, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("net-http", func(b *testing.B) {
+		b.ReportAllocs()
+		var req router.Request
+		for b.Loop() {
+			req = router.Request{}
+			if _, err := decodeInvocation("/endpoints/bench/invocations", hh, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
