@@ -41,6 +41,8 @@ type Config struct {
 	Runtime Runtime `yaml:"runtime"`
 	// Limits are the request limits of the inference APIs.
 	Limits Limits `yaml:"limits"`
+	// RuntimeAPI tunes how the runtime API (InvokeEndpoint) is served.
+	RuntimeAPI RuntimeAPI `yaml:"runtime_api"`
 	// Capture tunes data capture.
 	Capture Capture `yaml:"capture"`
 	// Endpoints tunes the endpoint API calls.
@@ -62,17 +64,6 @@ type Config struct {
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// Artifacts bounds the cache of unpacked model data.
 	Artifacts Artifacts `yaml:"artifacts"`
-	// RuntimeAPI tunes how the runtime API (InvokeEndpoint) is served.
-	RuntimeAPI RuntimeAPI `yaml:"runtime_api"`
-}
-
-// RuntimeAPI tunes how the runtime API is served.
-type RuntimeAPI struct {
-	// FastPath serves plain InvokeEndpoint requests on the connection's
-	// goroutine, without net/http (default true). The answers are the
-	// same either way; turning it off sends every request through
-	// net/http, to rule the fast path out when chasing a problem.
-	FastPath bool `yaml:"fast_path"`
 }
 
 // Auth configures SigV4 authentication. With credentials, every request
@@ -187,6 +178,15 @@ type Limits struct {
 	InvocationTimeout time.Duration `yaml:"invocation_timeout"`
 	// MaxInstances bounds the instances of all endpoints together.
 	MaxInstances int `yaml:"max_instances"`
+}
+
+// RuntimeAPI tunes how the runtime API is served.
+type RuntimeAPI struct {
+	// FastPath serves plain InvokeEndpoint requests on the connection's
+	// goroutine, without net/http (default true). The answers are the
+	// same either way; turning it off sends every request through
+	// net/http, to rule the fast path out when chasing a problem.
+	FastPath bool `yaml:"fast_path"`
 }
 
 // Default returns the configuration berth runs with when nothing is set.
