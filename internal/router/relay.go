@@ -119,12 +119,18 @@ func validPath(p string) bool {
 // forwardable reports whether a header of Request.Header may be sent: the
 // relay writes the framing headers itself.
 func forwardable(name string) bool {
-	switch strings.ToLower(name) {
-	case "host", "content-length", "transfer-encoding", "connection", "te", "upgrade", "trailer", "keep-alive":
+	if name == "" {
 		return false
 	}
-	return name != ""
+	for _, f := range framingHeaders {
+		if strings.EqualFold(name, f) {
+			return false
+		}
+	}
+	return true
 }
+
+var framingHeaders = [...]string{"Host", "Content-Length", "Transfer-Encoding", "Connection", "Te", "Upgrade", "Trailer", "Keep-Alive"}
 
 // answer is an instance's response head with its body unread, from either
 // client.
