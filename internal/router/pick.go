@@ -219,11 +219,3 @@ func (st *instState) grantLocked() {
 		close(w.ready)
 	}
 }
-
-// slots returns the capped requests running on st and those waiting, for
-// tests.
-func (st *instState) slots() (running, waiting int) {
-	st.slotMu.Lock()
-	defer st.slotMu.Unlock()
-	return st.running, len(st.waiters)
-}

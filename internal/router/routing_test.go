@@ -102,6 +102,13 @@ func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
 	}
 }
 
+// slots returns the capped requests running on st and those waiting.
+func (st *instState) slots() (running, waiting int) {
+	st.slotMu.Lock()
+	defer st.slotMu.Unlock()
+	return st.running, len(st.waiters)
+}
+
 func sleepHeader(d string) []Field { return []Field{{Name: "X-Testserver-Sleep", Value: d}} }
 
 // TestPerRequestTimeout: on one endpoint, a request with a short timeout
@@ -359,4 +366,39 @@ func TestLeastOutstandingCountsQueued(t *testing.T) {
 		t.Errorf("outstanding %d and %d, want 3 and 3", na, nb)
 	}
 	wg.Wait()
+}
+
+// TestAbandonWakesQueued: Abandon ends the wait of requests queued for a
+// slot, although their contexts never end.
+func TestAbandonWakesQueued(t *testing.T) {
+	m := startModel(t)
+	r := newRouter(t, Options{Timeout: time.Minute})
+	r.Publish(&Endpoint{Name: "ep", Variants: []*Variant{{Name: "v", Weight: 1, MaxConcurrency: 1, Instances: []Instance{m}}}})
+	go r.Invoke(context.Background(), "ep", Request{Header: sleepHeader("2s")})
+	waitFor(t, 5*time.Second, func() error {
+		if running, _ := r.states[m].slots(); running != 1 {
+			return fmt.Errorf("%d running", running)
+		}
+		return nil
+	})
+	queued := make(chan error, 1)
+	go func() {
+		_, err := r.Invoke(context.Background(), "ep", Request{})
+		queued <- err
+	}()
+	waitFor(t, 5*time.Second, func() error {
+		if _, waiting := r.states[m].slots(); waiting != 1 {
+			return fmt.Errorf("%d waiting", waiting)
+		}
+		return nil
+	})
+	r.Abandon()
+	select {
+	case err := <-queued:
+		if fault.KindOf(err) != fault.Unavailable || !strings.Contains(err.Error(), "abandoned") {
+			t.Errorf("abandoned queued request: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a queued request was not abandoned")
+	}
 }
