@@ -102,6 +102,20 @@ func (st *instState) containerAddress(name string) *instAddr {
 	}
 }
 
+// appendDials appends the addresses the router has dialled for st: its
+// primary container's and its other containers'.
+func (st *instState) appendDials(dst []string) []string {
+	if a := st.addr.Load(); a != nil {
+		dst = append(dst, a.dial)
+	}
+	if m := st.containers.Load(); m != nil {
+		for _, a := range *m {
+			dst = append(dst, a.dial)
+		}
+	}
+	return dst
+}
+
 // validPath reports whether p can be a request-target: an absolute path
 // (with an optional query) of visible ASCII.
 func validPath(p string) bool {

@@ -425,9 +425,7 @@ func (r *Router) pruneLocked(only []Instance) {
 	for _, inst := range consider {
 		if st := r.states[inst]; st != nil && !used[st] && st.inflight.Load() == 0 {
 			delete(r.states, inst)
-			if a := st.addr.Load(); a != nil {
-				gone = append(gone, a.dial)
-			}
+			gone = st.appendDials(gone)
 		}
 	}
 	r.closeConns(gone)
@@ -443,9 +441,11 @@ func (r *Router) closeConns(gone []string) {
 		return
 	}
 	inUse := map[string]bool{}
+	var dials []string
 	for _, st := range r.states {
-		if a := st.addr.Load(); a != nil {
-			inUse[a.dial] = true
+		dials = st.appendDials(dials[:0])
+		for _, d := range dials {
+			inUse[d] = true
 		}
 	}
 	closed := false

@@ -402,3 +402,26 @@ func TestAbandonWakesQueued(t *testing.T) {
 		t.Fatal("a queued request was not abandoned")
 	}
 }
+
+// TestContainerConnectionsClosedWithInstance: the pooled connections to
+// every container of an instance go when the router stops routing to it.
+func TestContainerConnectionsClosedWithInstance(t *testing.T) {
+	second := startModel(t)
+	primary := startModel(t)
+	primary.others = map[string]*model{"second": second}
+	r := newRouter(t, Options{})
+	r.Publish(one("ep", primary))
+	for _, c := range []string{"", "second"} {
+		if _, err := r.Invoke(context.Background(), "ep", Request{Container: c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr := strings.TrimPrefix(second.url, "http://")
+	if n := r.upstream.IdleConns(addr); n != 1 {
+		t.Fatalf("%d idle connections to the second container, want 1", n)
+	}
+	r.Remove("ep")
+	if n := r.upstream.IdleConns(addr); n != 0 {
+		t.Errorf("%d idle connections to a removed instance's second container, want 0", n)
+	}
+}
