@@ -278,7 +278,10 @@ func (a *App) Start(ctx context.Context) error {
 	a.fast = h1.NewListener(ln, h1.FastOptions{
 		// The browser guard sees only net/http's requests: the fast path
 		// leaves it what the guard would refuse.
-		Match: func(req *h1.FastRequest) bool { return a.rt.FastMatch(req) && a.guard.AllowsFast(req) },
+		// runtime_api.fast_path: false leaves every request to net/http.
+		Match: func(req *h1.FastRequest) bool {
+			return a.cfg.RuntimeAPI.FastPath && a.rt.FastMatch(req) && a.guard.AllowsFast(req)
+		},
 		Handle: func(_ context.Context, req *h1.FastRequest, w *h1.FastResponseWriter) {
 			a.rt.FastInvoke(context.Background(), req, w)
 		},

@@ -42,6 +42,8 @@ type Config struct {
 	Runtime Runtime `yaml:"runtime"`
 	// Limits are the request limits of the inference APIs.
 	Limits Limits `yaml:"limits"`
+	// RuntimeAPI tunes how the runtime API (InvokeEndpoint) is served.
+	RuntimeAPI RuntimeAPI `yaml:"runtime_api"`
 	// Capture tunes data capture.
 	Capture Capture `yaml:"capture"`
 	// Endpoints tunes the endpoint API calls.
@@ -230,6 +232,15 @@ type Limits struct {
 	MaxInstances int `yaml:"max_instances"`
 }
 
+// RuntimeAPI tunes how the runtime API is served.
+type RuntimeAPI struct {
+	// FastPath serves plain InvokeEndpoint requests on the connection's
+	// goroutine, without net/http (default true). The answers are the
+	// same either way; turning it off sends every request through
+	// net/http, to rule the fast path out when chasing a problem.
+	FastPath bool `yaml:"fast_path"`
+}
+
 // Default returns the configuration berth runs with when nothing is set.
 func Default() Config {
 	return Config{
@@ -257,7 +268,8 @@ func Default() Config {
 			InvocationTimeout: 60 * time.Second,
 			MaxInstances:      64,
 		},
-		Endpoints: Endpoints{SettleWait: 5 * time.Second},
+		Endpoints:  Endpoints{SettleWait: 5 * time.Second},
+		RuntimeAPI: RuntimeAPI{FastPath: true},
 	}
 }
 

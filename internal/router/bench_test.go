@@ -82,3 +82,22 @@ func BenchmarkInvokeStreamed(b *testing.B) {
 }
 
 type onlyReader struct{ io.Reader }
+
+// BenchmarkInvokeCapped is BenchmarkInvoke on a variant with a cap on
+// requests in flight per instance that the load never reaches: the cost
+// of taking and giving back a slot.
+func BenchmarkInvokeCapped(b *testing.B) {
+	r := New(Options{})
+	b.Cleanup(r.Close)
+	r.Publish(&Endpoint{Name: "ep", Variants: []*Variant{{Name: "AllTraffic", Weight: 1, MaxConcurrency: 1024,
+		Instances: []Instance{benchBackend(b), benchBackend(b)}}}})
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchBody)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.Invoke(context.Background(), "ep", Request{Body: benchBody, ContentType: "application/json"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

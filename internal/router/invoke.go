@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +16,10 @@ import (
 	"github.com/berth-io/berth/internal/h1"
 )
 
-// Request is one invocation.
+// Request is one invocation. Besides the body and SageMaker's headers it
+// carries where the request goes on the instance and under which limits,
+// so that every kind of inference shares one picker and one relay (see
+// the package doc).
 type Request struct {
 	// Body is the request body when BodyReader is nil.
 	Body []byte
@@ -35,20 +35,69 @@ type Request struct {
 	// variant will need it later.
 	BodyBorrowed bool
 
+	// ContentType, Accept, CustomAttributes and InferenceID are forwarded
+	// to the model as SageMaker forwards them.
 	ContentType      string
 	Accept           string
 	CustomAttributes string
-	TargetVariant    string
 	InferenceID      string
+	// Header lists further headers forwarded to the model as given (for
+	// example X-Amzn-SageMaker-Target-Model). Framing headers (Host,
+	// Content-Length, Transfer-Encoding, Connection...) are skipped.
+	Header []Field
+	// TargetVariant, when set, restricts the choice to the variant of
+	// that name.
+	TargetVariant string
+	// Instance, when set, sends the request to that instance (of
+	// whichever variant routes to it) without retrying elsewhere: the
+	// later hops of a serial pipeline use the instance of the first
+	// (Stream.Instance).
+	Instance Instance
+
+	// Path is the request-target on the instance: an absolute path, with
+	// a query if any, already escaped. Empty means "/invocations".
+	Path string
+	// Container names the container of a multi-container instance (its
+	// ContainerHostname, see Containers); empty means the primary.
+	Container string
+	// Timeout, when positive, replaces Options.Timeout for this request.
+	Timeout time.Duration
+	// MaxResponseBytes, when positive, replaces Options.MaxResponseBytes
+	// for this request.
+	MaxResponseBytes int64
+	// MaxConcurrency, when positive, replaces the variant's
+	// MaxConcurrency for this request (a transform job's
+	// MaxConcurrentTransforms).
+	MaxConcurrency int
+
 	// RequestID identifies the request in data capture (EventId).
 	RequestID string
 	// Received is when the request arrived, for OverheadLatency; the
 	// start of Open by default.
 	Received time.Time
 	// Stream asks for a response stream: the response headers must come
-	// within Options.Timeout, the whole response within
+	// within the timeout, the whole response within
 	// Options.StreamTimeout, and no size limit applies.
 	Stream bool
+}
+
+// Field is a header field to forward.
+type Field struct{ Name, Value string }
+
+// timeout returns the request's time limit.
+func (r *Router) timeout(req *Request) time.Duration {
+	if req.Timeout > 0 {
+		return req.Timeout
+	}
+	return r.opts.Timeout
+}
+
+// maxResponse returns the request's bound on a buffered answer.
+func (r *Router) maxResponse(req *Request) int64 {
+	if req.MaxResponseBytes > 0 {
+		return req.MaxResponseBytes
+	}
+	return r.opts.MaxResponseBytes
 }
 
 // Response is a model's successful, buffered answer.
@@ -95,6 +144,9 @@ var errInvocationTimeout = errors.New("invocation timed out")
 // errBodyTooLarge stops a request body at its limit.
 var errBodyTooLarge = errors.New("request body over the limit")
 
+// errSlotTimeout ends a capped request's wait for a slot at its deadline.
+var errSlotTimeout = errors.New("no free slot on the instance before the deadline")
+
 func timeoutError(variant string) error {
 	return &ModelError{Variant: variant, Timeout: true,
 		OriginalBody: "Your invocation timed out while waiting for a response from container primary. Review the latency metrics for each container, resolve the issue, and try again."}
@@ -134,7 +186,17 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 		}
 		return nil, fault.New(fault.NotFound, "Endpoint %s of account %s not found.", endpoint, r.opts.AccountID)
 	}
-	v, err := t.pickVariant(req.TargetVariant)
+	if req.Path != "" && !validPath(req.Path) {
+		return nil, fault.New(fault.Invalid, "The request path %q is not an absolute path of visible ASCII characters.", req.Path)
+	}
+	var v *variant
+	var pin *instState
+	var err error
+	if req.Instance != nil {
+		v, pin, err = t.pinned(req.Instance)
+	} else {
+		v, err = t.pickVariant(req.TargetVariant)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +221,7 @@ func (r *Router) Open(ctx context.Context, endpoint string, req *Request) (*Stre
 		c.Body = kept.Bytes()
 		req = &c
 	}
-	s, err := r.open(ctx, t, v, req, start)
+	s, err := r.open(ctx, t, v, pin, req, start)
 	if err != nil {
 		putBuffer(kept)
 		return nil, err
@@ -197,7 +259,7 @@ func (r *Router) Invoke(ctx context.Context, endpoint string, req Request) (*Res
 	}
 	defer s.Close()
 	var body []byte
-	if s.ContentLength >= 0 && s.ContentLength <= r.opts.MaxResponseBytes {
+	if s.ContentLength >= 0 && s.ContentLength <= s.maxResp {
 		body = make([]byte, s.ContentLength)
 		if _, err := io.ReadFull(s, body); err != nil {
 			return nil, err
@@ -221,149 +283,75 @@ func (r *Router) Invoke(ctx context.Context, endpoint string, req Request) (*Res
 	return &Response{Body: body, ContentType: s.ContentType, CustomAttributes: s.CustomAttributes, Variant: s.Variant}, nil
 }
 
-// pickVariant chooses by weight among the variants, or among the entries
-// named target.
-func (t *table) pickVariant(target string) (*variant, error) {
-	if target != "" {
-		var total float64
-		var only *variant
-		n := 0
-		for _, v := range t.variants {
-			if strings.EqualFold(v.name, target) {
-				total += v.weight
-				only = v
-				n++
-			}
+// open sends req to an instance of v (to pin when set), retrying once on
+// another instance when the first could not be reached. The picker
+// chooses and counts the instance, a capped request waits for a slot on
+// it, and the relay sends.
+func (r *Router) open(parent context.Context, t *table, v *variant, pin *instState, req *Request, start time.Time) (*Stream, error) {
+	var st *instState
+	if pin != nil {
+		if pin.usable() && pin.count() {
+			st = pin
 		}
-		switch {
-		case n == 0:
-			return nil, fault.New(fault.Invalid, "Endpoint %s does not have a variant named %s.", t.ep.Name, target)
-		case n == 1 || total <= 0:
-			return only, nil
-		}
-		x := rand.Float64() * total
-		for _, v := range t.variants {
-			if strings.EqualFold(v.name, target) {
-				if x < v.weight {
-					return v, nil
-				}
-				x -= v.weight
-			}
-		}
-		return only, nil
+	} else {
+		st = v.acquire(nil)
 	}
-	if len(t.variants) == 0 {
-		return nil, fault.New(fault.Unavailable, "Endpoint %s has no production variant to route to; retry later.", t.ep.Name)
-	}
-	if len(t.variants) == 1 {
-		return t.variants[0], nil
-	}
-	if t.total <= 0 {
-		return nil, fault.New(fault.Unavailable, "All variants of endpoint %s have weight 0; set a weight with UpdateEndpointWeightsAndCapacities or name a TargetVariant.", t.ep.Name)
-	}
-	return pickWeighted(t.variants, t.total), nil
-}
-
-func pickWeighted(vs []*variant, total float64) *variant {
-	x := rand.Float64() * total
-	var last *variant
-	for _, v := range vs {
-		if v.weight <= 0 {
-			continue
-		}
-		if x < v.weight {
-			return v
-		}
-		x -= v.weight
-		last = v
-	}
-	return last
-}
-
-// acquire picks a healthy instance other than exclude and counts the
-// request on it; nil when none can take it.
-func (v *variant) acquire(exclude *instState) *instState {
-	for range len(v.insts) + 1 {
-		st := v.pick(exclude)
-		if st == nil {
-			return nil
-		}
-		st.inflight.Add(1)
-		// Drain marks an instance retired and then waits for its count;
-		// checking after counting closes the race with a table read just
-		// before the instance was dropped.
-		if !st.retired.Load() {
-			return st
-		}
-		st.inflight.Add(-1)
-	}
-	return nil
-}
-
-func (v *variant) pick(exclude *instState) *instState {
-	n := len(v.insts)
-	if n == 0 {
-		return nil
-	}
-	usable := func(st *instState) bool {
-		return st != exclude && !st.retired.Load() && st.inst.Healthy()
-	}
-	if v.strategy == Random {
-		k := rand.IntN(n)
-		for i := range n {
-			if st := v.insts[(k+i)%n]; usable(st) {
-				return st
-			}
-		}
-		return nil
-	}
-	// Least outstanding requests; ties go round-robin from a moving start.
-	start := int(v.next.Add(1) % uint32(n))
-	var best *instState
-	var bestLoad int64
-	for i := range n {
-		st := v.insts[(start+i)%n]
-		if !usable(st) {
-			continue
-		}
-		if l := st.inflight.Load(); best == nil || l < bestLoad {
-			best, bestLoad = st, l
-		}
-	}
-	return best
-}
-
-// open sends req to an instance of v, retrying once on another instance
-// when the first could not be reached.
-func (r *Router) open(parent context.Context, t *table, v *variant, req *Request, start time.Time) (*Stream, error) {
-	st := v.acquire(nil)
 	if st == nil {
 		v.observe("", 0, 0, r.opts.Now().Sub(start))
 		return nil, fault.New(fault.Unavailable, "No healthy instance of variant %s of endpoint %s can take the request; retry later.", v.name, t.ep.Name)
+	}
+	limit := v.maxConc
+	if req.MaxConcurrency > 0 {
+		limit = req.MaxConcurrency
 	}
 	var streamed *bodyReader
 	if req.BodyReader != nil {
 		streamed = &bodyReader{r: req.BodyReader, limit: req.MaxBodyBytes}
 	}
-	inv := r.newInvocation(parent, start, streamed != nil && req.ContentLength < 0)
+	inv := r.newInvocation(parent, start, r.timeout(req), streamed != nil && req.ContentLength < 0)
 	var addr *instAddr
+	slot := false // st's slot is held
+	leave := func() {
+		if slot {
+			st.releaseSlot()
+			slot = false
+		}
+		st.inflight.Add(-1)
+	}
 	fail := func(status int, err error) (*Stream, error) {
 		inv.end()
-		st.inflight.Add(-1)
-		now := r.opts.Now()
-		v.observe(addr.label, status, 0, now.Sub(start))
+		leave()
+		label := ""
+		if addr != nil {
+			label = addr.label
+		}
+		v.observe(label, status, 0, r.opts.Now().Sub(start))
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		addr = st.address()
+		if limit > 0 {
+			if err := r.takeSlot(parent, st, limit, inv.deadline); err != nil {
+				switch {
+				case errors.Is(err, errSlotTimeout):
+					return fail(0, fault.New(fault.Throttled, "Every slot of the instance of variant %s of endpoint %s (at most %d requests at once) stayed busy for the whole timeout of the request; retry later.", v.name, t.ep.Name, limit))
+				case errors.Is(err, errAbandoned):
+					return fail(-1, errAbandoned)
+				}
+				return fail(-1, fmt.Errorf("invocation abandoned: %w", err))
+			}
+			slot = true
+		}
+		if addr = st.containerAddress(req.Container); addr == nil {
+			return fail(0, fault.New(fault.Invalid, "Variant %s of endpoint %s has no container named %s.", v.name, t.ep.Name, req.Container))
+		}
 		sent := r.opts.Now()
-		resp, err := r.send(&inv, addr, req, streamed)
+		resp, err := r.relay(&inv, addr, req, streamed)
 		if err == nil {
 			if resp.status < 200 || resp.status > 299 {
 				msg := readErrorBody(resp.body)
 				resp.body.Close()
 				inv.end()
-				st.inflight.Add(-1)
+				leave()
 				now := r.opts.Now()
 				v.observe(addr.label, resp.status, now.Sub(sent), sent.Sub(start))
 				return nil, &ModelError{Variant: v.name, OriginalStatus: resp.status, OriginalBody: msg}
@@ -378,8 +366,8 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 				ContentType:      resp.contentType,
 				CustomAttributes: resp.customAttributes,
 				ContentLength:    resp.contentLength,
-				r:                r, t: t, v: v, st: st, body: resp.body, status: resp.status, inv: inv,
-				start: start, sent: sent, stream: req.Stream, label: addr.label,
+				r:                r, t: t, v: v, st: st, slot: slot, body: resp.body, status: resp.status, inv: inv,
+				start: start, sent: sent, stream: req.Stream, label: addr.label, maxResp: r.maxResponse(req),
 			}
 			return s, nil
 		}
@@ -390,6 +378,8 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 			return fail(-1, r.abandonError(&inv))
 		case streamed != nil && streamed.failure() != nil:
 			return fail(-1, streamed.fault(streamed.failure()))
+		case fault.KindOf(err) == fault.Invalid:
+			return fail(0, err)
 		}
 		// Retry once, elsewhere, when the request cannot have been
 		// answered: the dial failed, or the connection broke before any
@@ -398,10 +388,11 @@ func (r *Router) open(parent context.Context, t *table, v *variant, req *Request
 		// is retried only after a failed dial, when none of it can have
 		// been consumed. Inference is idempotent, so a model that
 		// died while working on the first attempt costs nothing but time.
-		retry := isDialError(err) || streamed == nil && isConnReset(err)
+		// A pinned request has nowhere else to go.
+		retry := pin == nil && (isDialError(err) || streamed == nil && isConnReset(err))
 		if attempt == 0 && retry {
 			if next := v.acquire(st); next != nil {
-				st.inflight.Add(-1)
+				leave()
 				st = next
 				continue
 			}
@@ -430,8 +421,8 @@ type invocation struct {
 	stopAbandon func() bool // unregisters the cancellation by Abandon
 }
 
-func (r *Router) newInvocation(parent context.Context, start time.Time, transport bool) invocation {
-	inv := invocation{parent: parent, deadline: start.Add(r.opts.Timeout)}
+func (r *Router) newInvocation(parent context.Context, start time.Time, timeout time.Duration, transport bool) invocation {
+	inv := invocation{parent: parent, deadline: start.Add(timeout)}
 	if transport {
 		ctx, cancel := context.WithCancelCause(parent)
 		inv.ctx, inv.cancel = ctx, cancel
@@ -480,105 +471,6 @@ func (r *Router) abandonError(inv *invocation) error {
 		return fmt.Errorf("invocation abandoned: %w", err)
 	}
 	return errAbandoned
-}
-
-// answer is an instance's response head with its body unread, from either
-// client.
-type answer struct {
-	status           int
-	contentType      string
-	customAttributes string
-	contentLength    int64 // -1 when unknown
-	body             io.ReadCloser
-}
-
-var headerPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
-
-// send makes one attempt: through the h1 client on the caller's goroutine
-// when the body's length is known, else through the Transport.
-func (r *Router) send(inv *invocation, addr *instAddr, req *Request, streamed *bodyReader) (answer, error) {
-	if streamed != nil && req.ContentLength < 0 {
-		return r.sendChunked(inv.ctx, addr.url, req, streamed)
-	}
-	hb := headerPool.Get().(*[]byte)
-	h := (*hb)[:0]
-	if req.ContentType != "" {
-		h = h1.AppendHeader(h, "Content-Type", req.ContentType)
-	}
-	if req.Accept != "" {
-		h = h1.AppendHeader(h, "Accept", req.Accept)
-	}
-	if req.CustomAttributes != "" {
-		h = h1.AppendHeader(h, "X-Amzn-Sagemaker-Custom-Attributes", req.CustomAttributes)
-	}
-	if req.InferenceID != "" {
-		h = h1.AppendHeader(h, "X-Amzn-Sagemaker-Inference-Id", req.InferenceID)
-	}
-	hr := h1.Request{Method: http.MethodPost, Path: addr.path, Host: addr.label, Header: h, Deadline: inv.deadline}
-	switch {
-	case streamed != nil:
-		if req.ContentLength > 0 {
-			hr.BodyReader, hr.BodyLength = streamed, req.ContentLength
-		}
-	default:
-		hr.Body = req.Body
-	}
-	resp, err := r.upstream.Do(inv.parent, addr.dial, &hr)
-	*hb = h[:0]
-	headerPool.Put(hb)
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{
-		status:           resp.StatusCode,
-		contentType:      string(resp.ContentType),
-		customAttributes: string(resp.CustomAttributes),
-		contentLength:    resp.ContentLength,
-		body:             resp,
-	}, nil
-}
-
-// sendChunked sends a streamed body of unknown length, which the h1
-// client does not do, through net/http's Transport (chunked encoding).
-func (r *Router) sendChunked(ctx context.Context, u *url.URL, req *Request, streamed *bodyReader) (answer, error) {
-	h := make(http.Header, 6)
-	if req.ContentType != "" {
-		h["Content-Type"] = []string{req.ContentType}
-	}
-	if req.Accept != "" {
-		h["Accept"] = []string{req.Accept}
-	}
-	if req.CustomAttributes != "" {
-		h["X-Amzn-Sagemaker-Custom-Attributes"] = []string{req.CustomAttributes}
-	}
-	if req.InferenceID != "" {
-		h["X-Amzn-Sagemaker-Inference-Id"] = []string{req.InferenceID}
-	}
-	hr := &http.Request{
-		Method:        http.MethodPost,
-		URL:           u,
-		Host:          u.Host,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        h,
-		Body:          streamed,
-		ContentLength: -1,
-	}
-	if !r.chunked.Load() {
-		r.chunked.Store(true)
-	}
-	resp, err := r.transport.RoundTrip(hr.WithContext(ctx))
-	if err != nil {
-		return answer{}, err
-	}
-	return answer{
-		status:           resp.StatusCode,
-		contentType:      resp.Header.Get("Content-Type"),
-		customAttributes: resp.Header.Get("X-Amzn-Sagemaker-Custom-Attributes"),
-		contentLength:    resp.ContentLength,
-		body:             resp.Body,
-	}, nil
 }
 
 // bodyReader relays a client's body, counting and bounding it. Its Close
@@ -688,13 +580,15 @@ type Stream struct {
 	// ContentLength is the body's length, or -1 when unknown.
 	ContentLength int64
 
-	r      *Router
-	t      *table
-	v      *variant
-	st     *instState
-	body   io.ReadCloser // the answer's body, from either client
-	status int           // the answer's status
-	inv    invocation    // to tell a timeout from a disconnect
+	r       *Router
+	t       *table
+	v       *variant
+	st      *instState
+	slot    bool          // st's slot is held (a capped request)
+	maxResp int64         // the bound on a buffered answer
+	body    io.ReadCloser // the answer's body, from either client
+	status  int           // the answer's status
+	inv     invocation    // to tell a timeout from a disconnect
 
 	label             string // the instance, for metrics
 	start, sent, done time.Time
@@ -713,6 +607,10 @@ type Stream struct {
 
 var streamPool = sync.Pool{New: func() any { return new(Stream) }}
 
+// Instance returns the instance that answered: a later hop of a serial
+// pipeline sets it as its Request.Instance.
+func (s *Stream) Instance() Instance { return s.st.inst }
+
 // Read reads the model's answer. A failure is a *ModelError (timeout or
 // broken response) or the caller's context error.
 func (s *Stream) Read(p []byte) (int, error) {
@@ -724,9 +622,9 @@ func (s *Stream) Read(p []byte) (int, error) {
 	}
 	n, err := s.body.Read(p)
 	s.n += int64(n)
-	if !s.stream && s.n > s.r.opts.MaxResponseBytes {
+	if !s.stream && s.n > s.maxResp {
 		s.err = &ModelError{Variant: s.Variant, OriginalStatus: s.status,
-			OriginalBody: fmt.Sprintf("the response is larger than %d bytes", s.r.opts.MaxResponseBytes)}
+			OriginalBody: fmt.Sprintf("the response is larger than %d bytes", s.maxResp)}
 		return 0, s.err
 	}
 	if s.capture && n > 0 {
@@ -767,6 +665,9 @@ func (s *Stream) Close() error {
 	}
 	s.body.Close()
 	s.inv.end()
+	if s.slot {
+		s.st.releaseSlot()
+	}
 	s.st.inflight.Add(-1)
 
 	status := s.status
@@ -850,13 +751,13 @@ func (r *Router) shadow(t *table, req Request, body []byte, kept *bytes.Buffer) 
 	if kept != nil {
 		body = kept.Bytes()
 	}
-	req.Body, req.BodyReader, req.Stream, req.Received = body, nil, false, time.Time{}
+	req.Body, req.BodyReader, req.Stream, req.Received, req.Instance = body, nil, false, time.Time{}, nil
 	r.shadowWG.Add(1)
 	go func() {
 		defer r.shadowWG.Done()
 		defer func() { <-r.shadowSem }()
 		defer putBuffer(kept)
-		s, err := r.open(r.closing, t, sv, &req, r.opts.Now())
+		s, err := r.open(r.closing, t, sv, nil, &req, r.opts.Now())
 		if err != nil {
 			return
 		}

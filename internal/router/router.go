@@ -1,13 +1,46 @@
-// Package router carries invocations to model instances. For each request
-// it picks a production variant by weight (or the one the client targets),
-// picks one of the variant's healthy instances (least outstanding requests
-// or random), and relays the request over pooled keep-alive connections,
-// streaming the body both ways. Requests whose body length is known go
-// through internal/h1's client, which writes the request and reads the
-// answer on the caller's goroutine; only streamed bodies of unknown length
-// (chunked uploads) use net/http's Transport. It also sends copies of requests to shadow
-// variants, hands sampled request/response pairs to data capture, and
-// reports every invocation to a Metrics sink.
+// Package router carries invocations to model instances, in two steps
+// kept apart so that every kind of inference shares them:
+//
+//   - The picker (pick.go) chooses a production variant by weight (or
+//     the one the client targets) and one of its healthy instances (least
+//     outstanding requests or random), excluding the one that just failed
+//     when it retries. When a cap applies (Variant.MaxConcurrency or
+//     Request.MaxConcurrency), the request then waits in a queue for a
+//     slot on that instance, bounded by its own timeout and context;
+//     queued requests count as outstanding, so least-outstanding picking
+//     sends new ones elsewhere.
+//   - The relay (relay.go) sends one request to an explicit target: a
+//     container's address on the chosen instance and a request-target,
+//     with the request's own headers, timeout and size limits. Requests
+//     whose body length is known go through internal/h1's client, which
+//     writes the request and reads the answer on the caller's goroutine;
+//     only streamed bodies of unknown length (chunked uploads) use
+//     net/http's Transport. Bodies are streamed both ways.
+//
+// A Request carries everything that varies between inference types, with
+// defaults that are real-time inference's:
+//
+//   - Real-time InvokeEndpoint (internal/awsapi/runtime): Path
+//     "/invocations", Options.Timeout (60 s), the router's size limits.
+//   - Multi-model endpoints: Path "/models/{name}/invoke" (berth's built-in
+//     servers) or the TargetModel header in Header (SageMaker's
+//     multi-model containers); the picker will learn placement (which
+//     instances hold the model) without the relay changing.
+//   - Multi-container endpoints: Container names the container; Direct
+//     mode sends one request to it, Serial mode sends one per container
+//     in order, each hop pinned with Request.Instance to the instance of
+//     the first (Stream.Instance), its answer the next hop's body.
+//   - Asynchronous inference: a worker sends the queued request with
+//     Invoke, Timeout up to 3,600 s, MaxResponseBytes the output limit,
+//     and Variant.MaxConcurrency from MaxConcurrentInvocationsPerInstance,
+//     so the backlog queues at the instances instead of failing.
+//   - Batch transform: one Invoke per mini-batch with the job's
+//     MaxPayloadInMB as MaxBodyBytes, its InvocationsTimeoutInSeconds as
+//     Timeout and MaxConcurrentTransforms as MaxConcurrency.
+//
+// The router also sends copies of requests to shadow variants, hands
+// sampled request/response pairs to data capture, and reports every
+// invocation to a Metrics sink.
 //
 // The control plane publishes each endpoint's routing table with Publish
 // (an atomic swap; readers take no lock) and calls Drain before it stops
@@ -20,7 +53,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,8 +65,20 @@ import (
 // Instance is what the router needs of a running model server. Instances
 // are compared by identity (==), so implementations should be pointers.
 type Instance interface {
+	// URL is the base URL of the instance's primary container (the only
+	// one of a single-container model).
 	URL() string
 	Healthy() bool
+}
+
+// Containers is implemented by instances that run several containers (a
+// multi-container model, each container on its own port). A request with
+// Request.Container set goes to the named container's address; the
+// router asks on every such request, so the runtime may move a container.
+type Containers interface {
+	// ContainerURL returns the base URL of the container with that
+	// ContainerHostname, and false when the instance has none of that name.
+	ContainerURL(name string) (url string, ok bool)
 }
 
 // Strategy picks between a variant's healthy instances
@@ -59,6 +103,12 @@ type Variant struct {
 	Weight    float64
 	Instances []Instance
 	Strategy  Strategy
+	// MaxConcurrency, when positive, caps the requests in flight on each
+	// instance of the variant (SageMaker's MaxConcurrentInvocationsPerInstance
+	// for serverless and asynchronous inference): a request over the cap
+	// waits, within its timeout, for a slot on the instance it was given.
+	// 0 means no cap. Request.MaxConcurrency overrides it.
+	MaxConcurrency int
 }
 
 // Endpoint is an endpoint's published routing table. The router does not
@@ -261,6 +311,7 @@ type variant struct {
 	name     string
 	weight   float64
 	strategy Strategy
+	maxConc  int
 	insts    []*instState
 	metrics  VariantMetrics
 	next     atomic.Uint32
@@ -269,50 +320,24 @@ type variant struct {
 // instState is the router's state of one instance, shared by every table
 // that routes to it.
 type instState struct {
-	inst     Instance
-	addr     atomic.Pointer[instAddr] // parsed from the last URL() seen
+	inst Instance
+	addr atomic.Pointer[instAddr] // parsed from the last URL() seen
+	// containers caches the addresses of the instance's other
+	// containers by name (copy-on-write).
+	containers atomic.Pointer[map[string]*instAddr]
+	// inflight counts the requests sent to the instance or waiting for a
+	// slot on it: least-outstanding picking and Drain read it.
 	inflight atomic.Int64
 	retired  atomic.Bool // set by Drain: take no new requests
 	// moved is called with the old address when the instance's URL
 	// changes; nil in tests that build states by hand.
 	moved func(oldDial string)
-}
 
-// instAddr is an instance URL, parsed once. An instance's URL changes when
-// the runtime restarts its process on a new port.
-type instAddr struct {
-	raw   string
-	url   *url.URL // the /invocations URL; shared by requests, never changed
-	path  string   // url's request-target, for the h1 client
-	dial  string   // host:port, the address the h1 client dials
-	label string   // host:port, for metrics
-}
-
-// address returns the instance's current address, parsing its URL only
-// when it changed.
-func (st *instState) address() *instAddr {
-	raw := st.inst.URL()
-	if a := st.addr.Load(); a != nil && a.raw == raw {
-		return a
-	}
-	base := strings.TrimRight(raw, "/")
-	u, err := url.Parse(base + "/invocations")
-	if err != nil || u.Host == "" {
-		// An instance with a broken URL is unreachable: requests to it
-		// fail to connect and are retried elsewhere.
-		u = &url.URL{Scheme: "http", Host: "invalid.invalid", Path: "/invocations"}
-	}
-	dial := u.Host
-	if u.Port() == "" {
-		dial = net.JoinHostPort(u.Hostname(), "80")
-	}
-	a := &instAddr{raw: raw, url: u, path: u.RequestURI(), dial: dial, label: u.Host}
-	if old := st.addr.Swap(a); old != nil && old.dial != dial && st.moved != nil {
-		// The runtime restarted the instance on a new port: the
-		// connections to the old one are dead.
-		st.moved(old.dial)
-	}
-	return a
+	// Slots of the cap on requests in flight (see takeSlot). Only capped
+	// requests take one, so uncapped traffic never touches slotMu.
+	slotMu  sync.Mutex
+	running int           // capped requests holding a slot
+	waiters []*slotWaiter // capped requests waiting, in arrival order
 }
 
 // Publish makes ep the routing table of its endpoint, replacing any other.
@@ -335,7 +360,7 @@ func (r *Router) Publish(ep *Endpoint) {
 }
 
 func (r *Router) buildVariant(endpoint string, v *Variant) *variant {
-	out := &variant{name: v.Name, weight: max(v.Weight, 0), strategy: v.Strategy}
+	out := &variant{name: v.Name, weight: max(v.Weight, 0), strategy: v.Strategy, maxConc: max(v.MaxConcurrency, 0)}
 	if r.opts.Metrics != nil {
 		out.metrics = r.opts.Metrics.Variant(endpoint, v.Name)
 	}
@@ -400,9 +425,7 @@ func (r *Router) pruneLocked(only []Instance) {
 	for _, inst := range consider {
 		if st := r.states[inst]; st != nil && !used[st] && st.inflight.Load() == 0 {
 			delete(r.states, inst)
-			if a := st.addr.Load(); a != nil {
-				gone = append(gone, a.dial)
-			}
+			gone = st.appendDials(gone)
 		}
 	}
 	r.closeConns(gone)
@@ -418,9 +441,11 @@ func (r *Router) closeConns(gone []string) {
 		return
 	}
 	inUse := map[string]bool{}
+	var dials []string
 	for _, st := range r.states {
-		if a := st.addr.Load(); a != nil {
-			inUse[a.dial] = true
+		dials = st.appendDials(dials[:0])
+		for _, d := range dials {
+			inUse[d] = true
 		}
 	}
 	closed := false
@@ -473,15 +498,6 @@ func (r *Router) Drain(ctx context.Context, insts []Instance) error {
 	r.pruneLocked(insts)
 	r.mu.Unlock()
 	return nil
-}
-
-// Lookup returns the published table of an endpoint.
-func (r *Router) Lookup(name string) (*Endpoint, bool) {
-	t := r.lookup(name)
-	if t == nil {
-		return nil, false
-	}
-	return t.ep, true
 }
 
 func (r *Router) lookup(name string) *table {

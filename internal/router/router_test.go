@@ -75,8 +75,10 @@ func invoke(t testing.TB, r *Router, endpoint string, req Request) string {
 
 func TestInvokeHeadersBothWays(t *testing.T) {
 	var got http.Header
+	var host string
+	var length int64
 	inst := backend(t, func(w http.ResponseWriter, r *http.Request) {
-		got = r.Header.Clone()
+		got, host, length = r.Header.Clone(), r.Host, r.ContentLength
 		echo(w, r)
 	})
 	r := newRouter(t, Options{})
@@ -84,6 +86,7 @@ func TestInvokeHeadersBothWays(t *testing.T) {
 	resp, err := r.Invoke(context.Background(), "EP", Request{
 		Body: []byte("hi"), ContentType: "text/csv", Accept: "application/json",
 		CustomAttributes: "trace=1", InferenceID: "inf-1",
+		Header: []Field{{"X-Amzn-SageMaker-Target-Model", "m.tar.gz"}, {"content-length", "99"}, {"Host", "evil"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -92,10 +95,15 @@ func TestInvokeHeadersBothWays(t *testing.T) {
 		t.Errorf("response = %+v", resp)
 	}
 	for k, want := range map[string]string{"Content-Type": "text/csv", "Accept": "application/json",
-		"X-Amzn-Sagemaker-Custom-Attributes": "trace=1", "X-Amzn-Sagemaker-Inference-Id": "inf-1"} {
+		"X-Amzn-Sagemaker-Custom-Attributes": "trace=1", "X-Amzn-Sagemaker-Inference-Id": "inf-1",
+		"X-Amzn-Sagemaker-Target-Model": "m.tar.gz"} {
 		if got.Get(k) != want {
 			t.Errorf("model got %s = %q, want %q", k, got.Get(k), want)
 		}
+	}
+	// Framing headers among the extra ones are not forwarded.
+	if host == "evil" || length != 2 {
+		t.Errorf("model got Host %q, Content-Length %d", host, length)
 	}
 }
 

@@ -9,6 +9,11 @@
 //	                   passed, or after POST /unhealthy)
 //	POST /invocations  answers according to TESTSERVER_MODE, with the
 //	                   response header X-Testserver-Instance set to its pid
+//	POST /models/{name}/invoke
+//	                   a multi-model invocation: the body prefixed with
+//	                   "{name}:" (after the same delays as /invocations)
+//	GET  /inflight     "<now> <max>": the invocations in progress and the
+//	                   most ever in progress at once
 //	POST /crash        exits the process with status 2
 //	POST /unhealthy    makes every later GET /ping answer 503
 //
@@ -180,12 +185,19 @@ type server struct {
 	cfg       config
 	readyAt   time.Time
 	unhealthy atomic.Bool
+	// inflight and maxInflight count the invocations in progress (both
+	// routes), for tests of concurrency caps.
+	inflight, maxInflight atomic.Int64
 }
 
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ping", s.ping)
 	mux.HandleFunc("POST /invocations", s.invoke)
+	mux.HandleFunc("POST /models/{name}/invoke", s.invokeModel)
+	mux.HandleFunc("GET /inflight", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "%d %d", s.inflight.Load(), s.maxInflight.Load())
+	})
 	mux.HandleFunc("POST /crash", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(os.Stderr, "testserver: crashing on request")
 		os.Exit(2)
@@ -205,13 +217,27 @@ func (s *server) ping(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
+// enter counts an invocation in progress until the returned func runs.
+func (s *server) enter() func() {
+	n := s.inflight.Add(1)
+	for {
+		m := s.maxInflight.Load()
+		if n <= m || s.maxInflight.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	return func() { s.inflight.Add(-1) }
+}
+
+// delay waits as /invocations does before answering; false when the
+// client went away or the header was bad (answered).
+func (s *server) delay(w http.ResponseWriter, r *http.Request) bool {
 	delay := s.cfg.sleep
 	if h := r.Header.Get("X-Testserver-Sleep"); h != "" {
 		d, err := time.ParseDuration(h)
 		if err != nil {
 			http.Error(w, "bad X-Testserver-Sleep: "+err.Error(), http.StatusBadRequest)
-			return
+			return false
 		}
 		delay += d
 	}
@@ -219,8 +245,31 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(delay):
 		case <-r.Context().Done():
-			return
+			return false
 		}
+	}
+	return true
+}
+
+func (s *server) invokeModel(w http.ResponseWriter, r *http.Request) {
+	defer s.enter()()
+	if !s.delay(w, r) {
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, r.PathValue("name")+":")
+	w.Write(body)
+}
+
+func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
+	defer s.enter()()
+	if !s.delay(w, r) {
+		return
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {

@@ -180,6 +180,40 @@ func TestInvocations(t *testing.T) {
 	}
 }
 
+// TestModelRouteAndInflight: the multi-model route answers with the model
+// name, and /inflight reports how many invocations ran at once.
+func TestModelRouteAndInflight(t *testing.T) {
+	s := startServer(t, nil)
+	s.waitListening(t)
+	resp, body := do(t, "POST", s.url+"/models/m1/invoke", "text/csv", "1,2", nil)
+	if resp.StatusCode != 200 || body != "m1:1,2" {
+		t.Fatalf("model route: %d %q", resp.StatusCode, body)
+	}
+	done := make(chan struct{})
+	for range 3 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			req, _ := http.NewRequest("POST", s.url+"/invocations", strings.NewReader("x"))
+			req.Header.Set("X-Testserver-Sleep", "300ms")
+			if resp, err := client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if _, body := do(t, "GET", s.url+"/inflight", "", "", nil); body != "3 3" {
+			return fmt.Errorf("inflight %q, want \"3 3\"", body)
+		}
+		return nil
+	})
+	for range 3 {
+		<-done
+	}
+	if _, body := do(t, "GET", s.url+"/inflight", "", "", nil); body != "0 3" {
+		t.Errorf("inflight after %q, want \"0 3\"", body)
+	}
+}
+
 func TestEnvMode(t *testing.T) {
 	s := startServer(t, map[string]string{"TESTSERVER_MODE": "env", "MY_VAR": "v"})
 	s.waitListening(t)

@@ -70,7 +70,6 @@ func fastEndpoint(path []byte) ([]byte, bool) {
 func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.FastResponseWriter) {
 	received := time.Now()
 	id := awsapi.NewRequestID()
-	name, _ := fastEndpoint(fr.Path)
 	if h.opts.Verifier != nil {
 		sr := sigv4.Request{Method: fr.Method, Path: fr.Path, Query: fr.Query, Header: fr.Header}
 		if err := awsapi.VerifyBuffered(h.opts.Verifier, &sr, fr.Body); err != nil {
@@ -91,24 +90,8 @@ func (h *Handler) FastInvoke(ctx context.Context, fr *h1.FastRequest, w *h1.Fast
 		RequestID:     id,
 		Received:      received,
 	}
-	// Header.Get semantics: the first field of each name.
-	var haveCT, haveCA, haveTV, haveID, haveAccept bool
-	for _, f := range fr.Header {
-		switch {
-		case !haveCT && equalFold(f.Name, hdrContentType):
-			req.ContentType, haveCT = string(f.Value), true
-		case !haveAccept && equalFold(f.Name, "Accept"):
-			req.Accept, haveAccept = string(f.Value), true
-		case !haveCA && equalFold(f.Name, hdrCustomAttributes):
-			req.CustomAttributes, haveCA = string(f.Value), true
-		case !haveTV && equalFold(f.Name, hdrTargetVariant):
-			req.TargetVariant, haveTV = string(f.Value), true
-		case !haveID && equalFold(f.Name, hdrInferenceID):
-			req.InferenceID, haveID = string(f.Value), true
-		}
-	}
-	endpoint := string(name)
-	if err := validate(endpoint, req); err != nil {
+	endpoint, err := decodeInvocation(fr.Path, fastHeader{fr}, req)
+	if err != nil {
 		h.fastFail(ctx, fr, w, id, err)
 		return
 	}
@@ -174,25 +157,4 @@ func (h *Handler) fastFail(ctx context.Context, fr *h1.FastRequest, w *h1.FastRe
 func (h *Handler) serveFastError(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("x-amzn-RequestId", awsapi.RequestID(r.Context()))
 	h.fail(w, r, r.Context().Value(fastErrKey{}).(error))
-}
-
-// equalFold compares a header name with a canonical name, ASCII
-// case-insensitively.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c, d := b[i], s[i]
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if d >= 'A' && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
 }

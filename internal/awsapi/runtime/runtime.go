@@ -8,7 +8,13 @@
 // Plain InvokeEndpoint requests also have a fast path for internal/h1's
 // front listener (FastMatch, FastInvoke): the body arrives whole (at most
 // MaxPayloadBytes) and the answer is buffered, all on the connection's
-// goroutine, with the same responses and errors as ServeHTTP.
+// goroutine, with the same responses and errors as ServeHTTP. Both paths
+// decode a request in one function, decodeInvocation (decode.go), over a
+// header lookup each satisfies: a header berth learns is one entry in its
+// table. Headers of features berth does not serve yet (TargetModel,
+// TargetContainerHostname, InferenceComponentName, SessionId,
+// EnableExplanations) are refused with a ValidationError naming them,
+// rather than ignored.
 package runtime
 
 import (
@@ -17,7 +23,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -83,37 +88,22 @@ func New(r Invoker, opts Options) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	name, action, ok := parsePath(r.URL.EscapedPath())
-	if !ok || r.Method != http.MethodPost {
-		h.fail(w, r, &awsapi.Error{Status: http.StatusBadRequest, Code: "UnknownOperationException",
-			Message: "berth's runtime API serves POST /endpoints/{EndpointName}/invocations and /invocations-response-stream"})
+	req := router.Request{
+		ContentLength: r.ContentLength,
+		MaxBodyBytes:  h.opts.MaxPayloadBytes,
+		RequestID:     awsapi.RequestID(r.Context()),
+		Received:      time.Now(),
+	}
+	if r.Method != http.MethodPost {
+		h.fail(w, r, errUnknownOperation)
 		return
 	}
-	switch action {
-	case "invocations":
-		h.invoke(w, r, name, false)
-	case "invocations-response-stream":
-		h.invoke(w, r, name, true)
-	default:
-		h.fail(w, r, &awsapi.Error{Status: http.StatusBadRequest, Code: "UnknownOperationException",
-			Message: "berth does not support /endpoints/{EndpointName}/" + action + " yet"})
-	}
-}
-
-func parsePath(p string) (name, action string, ok bool) {
-	rest, ok := strings.CutPrefix(p, "/endpoints/")
-	if !ok {
-		return "", "", false
-	}
-	escaped, action, ok := strings.Cut(rest, "/")
-	if !ok || escaped == "" || strings.Contains(action, "/") {
-		return "", "", false
-	}
-	name, err := url.PathUnescape(escaped)
+	endpoint, err := decodeInvocation(r.URL.EscapedPath(), r.Header, &req)
 	if err != nil {
-		return "", "", false
+		h.fail(w, r, err)
+		return
 	}
-	return name, action, true
+	h.invoke(w, r, endpoint, &req)
 }
 
 // Header names, canonical so setting them costs no canonicalisation.
@@ -128,28 +118,7 @@ const (
 	hdrInvokedVariant   = "X-Amzn-Invoked-Production-Variant"
 )
 
-func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string, stream bool) {
-	received := time.Now()
-	req := router.Request{
-		ContentLength:    r.ContentLength,
-		MaxBodyBytes:     h.opts.MaxPayloadBytes,
-		ContentType:      r.Header.Get(hdrContentType),
-		CustomAttributes: r.Header.Get(hdrCustomAttributes),
-		TargetVariant:    r.Header.Get(hdrTargetVariant),
-		InferenceID:      r.Header.Get(hdrInferenceID),
-		RequestID:        awsapi.RequestID(r.Context()),
-		Received:         received,
-		Stream:           stream,
-	}
-	if stream {
-		req.Accept = r.Header.Get(hdrStreamAccept)
-	} else {
-		req.Accept = r.Header.Get("Accept")
-	}
-	if err := validate(endpoint, &req); err != nil {
-		h.fail(w, r, err)
-		return
-	}
+func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string, req *router.Request) {
 	if r.ContentLength > h.opts.MaxPayloadBytes {
 		h.fail(w, r, router.TooLarge(h.opts.MaxPayloadBytes))
 		return
@@ -159,10 +128,10 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string
 	rc := http.NewResponseController(w)
 	body := &clientBody{r: r.Body, rc: rc}
 	if r.ContentLength != 0 {
-		rc.SetReadDeadline(received.Add(h.opts.BodyTimeout))
+		rc.SetReadDeadline(req.Received.Add(h.opts.BodyTimeout))
 		req.BodyReader = body
 	}
-	s, err := h.router.Open(r.Context(), endpoint, &req)
+	s, err := h.router.Open(r.Context(), endpoint, req)
 	if err != nil {
 		if req.BodyReader != nil && !body.cleared {
 			// The body was not read to its end: do not wait for the rest
@@ -175,7 +144,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string
 	}
 	body.clear()
 	defer s.Close()
-	if stream {
+	if req.Stream {
 		h.relayStream(w, rc, s)
 		return
 	}
