@@ -34,6 +34,7 @@ import (
 	s3store "github.com/berth-io/berth/internal/objstore/s3"
 	"github.com/berth-io/berth/internal/ratelog"
 	"github.com/berth-io/berth/internal/router"
+	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/runtime/process"
 	"github.com/berth-io/berth/internal/store"
 )
@@ -47,7 +48,7 @@ type App struct {
 	state   *store.Store
 	objects objstore.Store
 	fetcher *artifacts.Fetcher
-	runtime *process.Runtime
+	runtime *runtime.Mux // by image kind: the process runtime today
 	router  *router.Router
 	metrics *metrics.Metrics
 	cp      *controlplane.Service
@@ -125,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		Logger:          logger.With("component", "artifacts"),
 		AllowedFileDirs: cfg.ModelData.AllowedFileDirs,
 	})
-	a.runtime, err = process.New(process.Options{
+	procs, err := process.New(process.Options{
 		StateDir:              filepath.Join(dataDir, "instances"),
 		Logger:                logger.With("component", "process-runtime"),
 		HealthInterval:        cfg.Runtime.HealthInterval,
@@ -139,7 +140,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ra := a.runtime.RunAs(); ra != nil {
+	a.runtime = runtime.NewMux()
+	a.runtime.Register(runtime.KindProcess, procs)
+	if ra := procs.RunAs(); ra != nil {
 		if err := ra.PrepareDataDir(dataDir, filepath.Join(dataDir, "artifacts")); err != nil {
 			return nil, fmt.Errorf("%w; choose a data dir that user can pass through (such as /var/lib/berth), or another runtime.run_as_user", err)
 		}
@@ -148,11 +151,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 			logger.Warn("built-in model servers cannot start: berth's executable is out of reach of runtime.run_as_user", "err", err)
 		}
 	}
-	if n, err := a.runtime.SweepStrays(); err != nil {
-		logger.Warn("sweep stray model processes", "err", err)
-	} else if n > 0 {
-		logger.Info("stopped model processes left by an earlier run", "count", n)
-	}
+	a.recoverInstances(ctx)
 	a.metrics = metrics.New()
 	a.router = router.New(router.Options{
 		AccountID: cfg.AccountID,
@@ -376,6 +375,25 @@ func (a *App) Shutdown(ctx context.Context) error {
 		a.closeParts(ctx)
 	})
 	return err
+}
+
+// recoverInstances lets every runtime deal with the instances an earlier
+// berth left: the process runtime kills its processes, a runtime whose
+// containers outlive berth adopts them. The control plane starts what its
+// endpoints need afresh, so adopted instances are stopped.
+func (a *App) recoverInstances(ctx context.Context) {
+	adopted, n, err := a.runtime.Recover(ctx)
+	if err != nil {
+		a.logger.Warn("recover model instances left by an earlier run", "err", err)
+	}
+	if n > 0 {
+		a.logger.Info("stopped model instances left by an earlier run", "count", n)
+	}
+	for _, in := range adopted {
+		if err := in.Stop(ctx); err != nil {
+			a.logger.Warn("stop adopted instance", "instance", in.ID(), "err", err)
+		}
+	}
 }
 
 func (a *App) closeParts(ctx context.Context) {

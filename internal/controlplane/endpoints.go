@@ -43,7 +43,7 @@ type liveVariant struct {
 	spec      ProductionVariant
 	shadow    bool
 	image     runtime.Image
-	modelDir  string
+	model     runtime.ModelSource
 	env       map[string]string
 	weight    float32
 	instances []runtime.Instance
@@ -365,7 +365,7 @@ func (s *Service) prepareVariant(ctx context.Context, pv ProductionVariant, m Mo
 		if err != nil {
 			return nil, fmt.Errorf("could not fetch model data %s: %w", src.URL, err)
 		}
-		lv.modelDir = dir
+		lv.model = runtime.ModelSource{LocalDir: dir, URI: src.URL}
 	}
 	return lv, nil
 }
@@ -383,13 +383,8 @@ func (s *Service) startInstances(ctx context.Context, endpoint string, lv *liveV
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			insts[i], errs[i] = s.opts.Runtime.Start(ctx, runtime.InstanceSpec{
-				ID:             fmt.Sprintf("%s/%s/%s", endpoint, lv.spec.VariantName, shortID()),
-				Image:          lv.image,
-				ModelDir:       lv.modelDir,
-				Env:            lv.env,
-				StartupTimeout: timeout,
-			})
+			id := fmt.Sprintf("%s/%s/%s", endpoint, lv.spec.VariantName, shortID())
+			insts[i], errs[i] = s.opts.Runtime.Start(ctx, instanceSpec(id, lv, timeout))
 		}()
 	}
 	wg.Wait()
@@ -404,6 +399,21 @@ func (s *Service) startInstances(ctx context.Context, endpoint string, lv *liveV
 		return nil, firstErr(errs)
 	}
 	return started, nil
+}
+
+// instanceSpec is what the runtime runs for one instance of lv: today one
+// container, the model's primary container.
+func instanceSpec(id string, lv *liveVariant, timeout time.Duration) runtime.InstanceSpec {
+	return runtime.InstanceSpec{
+		ID: id,
+		Containers: []runtime.ContainerSpec{{
+			Name:  runtime.PrimaryContainer,
+			Image: lv.image,
+			Env:   lv.env,
+			Model: lv.model,
+		}},
+		StartupTimeout: timeout,
+	}
 }
 
 func firstErr(errs []error) error {

@@ -258,7 +258,7 @@ func (s *Service) containers(m *Model) []*ContainerDefinition {
 // checkProcessEnv refuses Environment keys that a local-process image
 // must not get (see runtime.RefusedProcessEnv). c is container i of m.
 func checkProcessEnv(m *Model, i int, c *ContainerDefinition, img runtime.Image) error {
-	if img.Docker {
+	if img.Kind != runtime.KindProcess {
 		return nil
 	}
 	field := "primaryContainer"

@@ -39,7 +39,7 @@ func New(configured map[string]config.Image, executable string, frameworks []str
 // names the image and the ways to provide one.
 func (c *Catalog) Resolve(name string) (runtime.Image, error) {
 	if img, ok := c.configured[name]; ok {
-		return runtime.Image{Name: name, Command: img.Command, Env: img.Env, WorkDir: img.WorkDir}, nil
+		return runtime.Image{Name: name, Kind: runtime.KindProcess, Command: img.Command, Env: img.Env, WorkDir: img.WorkDir}, nil
 	}
 	framework, ok := c.builtins[name]
 	if !ok {
@@ -48,7 +48,7 @@ func (c *Catalog) Resolve(name string) (runtime.Image, error) {
 		}
 	}
 	if ok {
-		return runtime.Image{Name: name, Command: []string{c.executable, "model-server", framework}}, nil
+		return runtime.Image{Name: name, Kind: runtime.KindProcess, Command: []string{c.executable, "model-server", framework}}, nil
 	}
 	return runtime.Image{}, fault.New(fault.Invalid,
 		"Image %q is not available to berth. Provide it in one of three ways: "+

@@ -1,6 +1,9 @@
 package runtime
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // contractEnv are the variables a runtime sets for the container contract;
 // a model's Environment must not override them.
@@ -36,4 +39,19 @@ func RefusedProcessEnv(key string) string {
 		return "it makes the C library load or run code from a path it names"
 	}
 	return ""
+}
+
+// ContractEnv returns the SageMaker container contract variables for a
+// server that listens on bindPort, may use the ports safeLo-safeHi
+// (inclusive) for itself, and finds its model in modelDir (omitted when
+// empty). A runtime sets them last, over the image's and the model's.
+func ContractEnv(bindPort, safeLo, safeHi int, modelDir string) map[string]string {
+	env := map[string]string{
+		"SAGEMAKER_BIND_TO_PORT":    strconv.Itoa(bindPort),
+		"SAGEMAKER_SAFE_PORT_RANGE": strconv.Itoa(safeLo) + "-" + strconv.Itoa(safeHi),
+	}
+	if modelDir != "" {
+		env["SM_MODEL_DIR"] = modelDir
+	}
+	return env
 }

@@ -35,6 +35,9 @@
 //	TESTSERVER_CHUNK_DELAY  pause between chunks (default 10ms)
 //	TESTSERVER_MODEL_FILE   file name for model-file mode (default model.txt)
 //	TESTSERVER_FAIL_START   1: print "boom: bad model" to stderr, exit 3
+//	TESTSERVER_FAIL_START_MARKER  a file name: fail as TESTSERVER_FAIL_START
+//	                        does while $SM_MODEL_DIR/<name> exists, so a
+//	                        test can make restarts fail and succeed again
 //	TESTSERVER_PING_DELAY   duration before /ping answers 200 (e.g. 2s)
 //	TESTSERVER_STATUS       HTTP status for every /invocations answer
 //	TESTSERVER_SLEEP        delay before every /invocations answer
@@ -139,7 +142,13 @@ func loadConfig() (config, error) {
 }
 
 func run() error {
-	if os.Getenv("TESTSERVER_FAIL_START") == "1" {
+	failStart := os.Getenv("TESTSERVER_FAIL_START") == "1"
+	if m := os.Getenv("TESTSERVER_FAIL_START_MARKER"); m != "" {
+		if _, err := os.Stat(filepath.Join(os.Getenv("SM_MODEL_DIR"), m)); err == nil {
+			failStart = true
+		}
+	}
+	if failStart {
 		fmt.Fprintln(os.Stderr, "boom: bad model")
 		os.Exit(3)
 	}

@@ -9,7 +9,7 @@ import (
 
 // procAttr starts a model server as the leader of a session and process
 // group of its own. Only on Linux does the kernel kill it when berth dies
-// (and only there do pid files, which need /proc, let SweepStrays find it
+// (and only there do pid files, which need /proc, let Recover find it
 // later): elsewhere a model server outlives a berth killed with SIGKILL.
 // An orderly exit stops every server on any system.
 func procAttr() *syscall.SysProcAttr {

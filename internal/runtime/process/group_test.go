@@ -38,7 +38,7 @@ const (
 func shellSpec(t *testing.T, id, script string) runtime.InstanceSpec {
 	t.Helper()
 	spec := testSpec(t, id, nil)
-	spec.Image.Command = []string{"/bin/sh", "-c", script, testserverbin.Build(t)}
+	spec.Containers[0].Image.Command = []string{"/bin/sh", "-c", script, testserverbin.Build(t)}
 	return spec
 }
 
@@ -95,7 +95,7 @@ func TestRecordedBeforeFirstInstruction(t *testing.T) {
 	spec := testSpec(t, "gated", nil)
 	// The working directory is the instance directory, which holds the
 	// pid file.
-	spec.Image.Command = []string{"/bin/sh", "-c", `cat pid > "$1" 2>&1 || echo missing > "$1"; exec "$0"`, testserverbin.Build(t), out}
+	spec.Containers[0].Image.Command = []string{"/bin/sh", "-c", `cat pid > "$1" 2>&1 || echo missing > "$1"; exec "$0"`, testserverbin.Build(t), out}
 	in := startInstance(t, r, spec)
 	b, err := os.ReadFile(out)
 	if err != nil {
@@ -196,7 +196,7 @@ func TestKilledBerthLeavesNoGrandchild(t *testing.T) {
 			}
 			t.Cleanup(func() { syscall.Kill(gc, syscall.SIGKILL) })
 			r := newRuntime(t, Options{StateDir: state, NoWatchdog: true})
-			killed, err := r.SweepStrays()
+			killed, err := sweepStrays(r)
 			if err != nil || killed != 1 {
 				t.Errorf("sweep = %d, %v; want 1, nil", killed, err)
 			}
@@ -272,7 +272,7 @@ func TestSweepSparesReusedGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRuntime(t, Options{StateDir: state, NoWatchdog: true})
-	killed, err := r.SweepStrays()
+	killed, err := sweepStrays(r)
 	if err != nil || killed != 0 {
 		t.Errorf("sweep = %d, %v; want 0, nil", killed, err)
 	}

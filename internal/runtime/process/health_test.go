@@ -60,7 +60,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.log = slog.New(slog.NewTextHandler(&logs, nil))
+	r.sup.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -5,10 +5,17 @@ package process
 func (r *Runtime) ModelDirs() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	dirs := make([]string, 0, len(r.instances))
+	var dirs []string
+	seen := make(map[*Instance]bool)
 	for _, in := range r.instances {
-		if in.spec.ModelDir != "" {
-			dirs = append(dirs, in.spec.ModelDir)
+		if seen[in] {
+			continue
+		}
+		seen[in] = true
+		for _, c := range in.spec.Containers {
+			if c.Model.LocalDir != "" {
+				dirs = append(dirs, c.Model.LocalDir)
+			}
 		}
 	}
 	return dirs

@@ -205,17 +205,6 @@ func sweep(stateDir string, skip func(dir string) bool, notAfter uint64, log *sl
 	return killed, errors.Join(errs...)
 }
 
-// SweepStrays kills processes left behind by an earlier berth that died
-// without stopping them (kill -9, power loss of the supervisor only): for
-// every pid file under StateDir whose process group still has members of
-// its own — the recorded leader, or its orphans once the leader is gone —
-// it sends SIGKILL to the whole group, waits briefly for it to vanish,
-// and removes the pid file. Pid files of instances this Runtime is
-// running are left alone. Call it at start-up, before starting instances.
-func (r *Runtime) SweepStrays() (killed int, err error) {
-	return sweep(r.opts.StateDir, r.ownsDir, 0, r.log)
-}
-
 // procGone reports whether pid no longer runs (absent, or a zombie).
 func procGone(pid int) bool {
 	_, zombie, err := procStartTime(pid)

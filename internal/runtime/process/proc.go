@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,9 +39,10 @@ type proc struct {
 	err    error // from Wait, when it failed to wait
 }
 
-// launch starts spec's command once, on a fresh port lease. The returned
-// proc owns one goroutine, which ends when the process has exited.
-func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err error) {
+// launch starts container c of instance id once, in dir, on a fresh port
+// lease. The returned proc owns one goroutine, which ends when the process
+// has exited.
+func (r *Runtime) launch(id string, c runtime.ContainerSpec, dir string) (_ *proc, err error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("instance dir: %w", err)
 	}
@@ -67,14 +69,14 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 		return nil, err
 	}
 	closers = append(closers, stderr)
-	env, err := r.environment(spec, lease)
+	env, err := r.environment(c, lease)
 	if err != nil {
 		return nil, err
 	}
 
 	tail := newTailWriter(stderr, stderrTailLines)
-	cmd := exec.Command(spec.Image.Command[0], spec.Image.Command[1:]...)
-	cmd.Dir = spec.Image.WorkDir
+	cmd := exec.Command(c.Image.Command[0], c.Image.Command[1:]...)
+	cmd.Dir = c.Image.WorkDir
 	cmd.Env = env
 	// Both outputs go through pipes that berth copies to the log files:
 	// the process gets no descriptor of a file under berth's data dir.
@@ -84,7 +86,7 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 	if ra := r.runAs; ra != nil {
 		cmd.SysProcAttr.Credential = ra.credential()
 		if cmd.Dir == "" {
-			cmd.Dir = cmp.Or(spec.ModelDir, "/")
+			cmd.Dir = cmp.Or(c.Model.LocalDir, "/")
 		}
 	} else if cmd.Dir == "" {
 		cmd.Dir = dir
@@ -101,7 +103,7 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 		if errors.As(err, &pe) && pe.Path == cmd.Path {
 			err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
 		}
-		return nil, fmt.Errorf("run %s: %w", filepath.Base(spec.Image.Command[0]), err)
+		return nil, fmt.Errorf("run %s: %w", filepath.Base(c.Image.Command[0]), err)
 	}
 
 	p := &proc{
@@ -121,7 +123,7 @@ func (r *Runtime) launch(spec runtime.InstanceSpec, dir string) (_ *proc, err er
 		// microseconds of the reap.
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		if err := os.Remove(filepath.Join(dir, pidFileName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			r.log.Warn("remove pid file", "instance", spec.ID, "err", err)
+			r.log.Warn("remove pid file", "instance", id, "container", c.Name, "err", err)
 		}
 		for _, c := range closers {
 			c.Close()
@@ -200,9 +202,9 @@ func baseEnv(getenv func(string) string) []string {
 }
 
 // environment builds a process environment: the base, the image's Env,
-// the spec's Env, then the SageMaker contract variables, later ones
+// the container's Env, then the SageMaker contract variables, later ones
 // winning. It is sorted for reproducibility.
-func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]string, error) {
+func (r *Runtime) environment(c runtime.ContainerSpec, lease portLease) ([]string, error) {
 	m := make(map[string]string)
 	for _, kv := range r.baseEnv {
 		k, v, _ := strings.Cut(kv, "=")
@@ -211,7 +213,7 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 	if r.runAs != nil {
 		m["HOME"] = r.runAs.Home // berth's own HOME is not the user's
 	}
-	for i, src := range []map[string]string{spec.Image.Env, spec.Env} {
+	for i, src := range []map[string]string{c.Image.Env, c.Env} {
 		for k, v := range src {
 			if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 				return nil, fmt.Errorf("invalid environment variable %q", k)
@@ -225,17 +227,27 @@ func (r *Runtime) environment(spec runtime.InstanceSpec, lease portLease) ([]str
 			m[k] = v
 		}
 	}
-	m["SAGEMAKER_BIND_TO_PORT"] = strconv.Itoa(lease.Bind)
-	m["SAGEMAKER_SAFE_PORT_RANGE"] = lease.safeRange()
-	if spec.ModelDir != "" {
-		m["SM_MODEL_DIR"] = spec.ModelDir
-	}
+	maps.Copy(m, runtime.ContractEnv(lease.Bind, lease.SafeLo, lease.SafeHi, c.Model.LocalDir))
 	env := make([]string, 0, len(m))
 	for k, v := range m {
 		env = append(env, k+"="+v)
 	}
 	slices.Sort(env)
 	return env, nil
+}
+
+// containerDirName names the directory of container i (named name) of
+// instance id: the instance's own directory name for the first container,
+// so that a single-container instance keeps the layout it always had, and
+// one made of the ID and the name for the others. All sit right under the
+// state dir, where the sweep looks for pid files.
+func containerDirName(id, name string, i int) string {
+	if i == 0 {
+		return instanceDirName(id)
+	}
+	// NUL appears in no ID (InstanceSpec.Validate), so no other
+	// instance's ID names the same directory.
+	return instanceDirName(id + "\x00" + name)
 }
 
 // instanceDirName turns an instance ID into one safe path element: unsafe

@@ -2,8 +2,13 @@
 // images that resolve to a command (the config file's images: catalog and
 // berth's built-in model servers).
 //
-// Each instance gets a directory under Options.StateDir holding its
-// stdout.log, stderr.log and pid file. A process gets a minimal environment
+// Every container of an instance is a process of its own, with its own
+// ports, started, health-checked, restarted and stopped by the shared
+// runtime.Supervisor (a crashed container is restarted alone). Each
+// container gets a directory under Options.StateDir holding its
+// stdout.log, stderr.log and pid file: the first container's is named for
+// the instance, as it always was, the others' for the instance and the
+// container. A process gets a minimal environment
 // (never berth's own: no AWS credentials, no BERTH_* settings), the
 // SageMaker variables SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE and
 // SM_MODEL_DIR, and leads its own session and process group, which is
@@ -13,7 +18,7 @@
 // Pdeathsig=SIGKILL from one dedicated OS thread that lives as long as the
 // Runtime, a watchdog process kills the rest of every group (a shell's
 // grandchildren) as soon as berth exits, however it exits, and
-// SweepStrays kills whatever a crashed berth and its watchdog left behind
+// Recover kills whatever a crashed berth and its watchdog left behind
 // (other systems have none of this; berth is built and tested for Linux).
 //
 // Ports: every process start takes a fresh lease of 1+SafePorts ports on
@@ -23,7 +28,7 @@
 // Options.PortRange the OS picks the bind port (listen on port 0, then
 // close) and the safe range is the ports right after it; with a PortRange
 // the range is cut into blocks and each block is checked free before use.
-// Either way no two live instances of one Runtime share a port, but a port
+// Either way no two live processes of one Runtime share a port, but a port
 // is free only when checked: another program can take it before the model
 // server binds it. A first start then fails with runtime.ErrStartup; a
 // restart is retried, with backoff, on a new lease.
@@ -35,13 +40,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/berth-io/berth/internal/runtime"
@@ -97,7 +101,7 @@ type Options struct {
 	// NoWatchdog leaves out the watchdog process that kills every
 	// recorded process group as soon as berth exits, even by SIGKILL (on
 	// Linux). Without it a model server's own children outlive a killed
-	// berth until the next SweepStrays.
+	// berth until the next Recover.
 	NoWatchdog bool
 	// RunAsUser, when berth runs as root, is the user model processes run
 	// as: a user name, "uid" or "uid:gid" (see ResolveRunAs). Their
@@ -113,27 +117,31 @@ func (o *Options) setDefaults() {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&o.HealthInterval, 5*time.Second)
-	def(&o.PingTimeout, 2*time.Second)
-	def(&o.ReadyPollInterval, 100*time.Millisecond)
-	def(&o.DefaultStartupTimeout, 60*time.Second)
-	def(&o.StopGrace, 30*time.Second)
-	def(&o.BackoffMin, 100*time.Millisecond)
-	def(&o.BackoffMax, 30*time.Second)
-	def(&o.BackoffReset, time.Minute)
 	if o.SafePorts == 0 {
 		o.SafePorts = 10
 	}
-	if o.FailureThreshold == 0 {
-		o.FailureThreshold = 3
-	}
-	if o.Now == nil {
-		o.Now = time.Now
+	so := o.supervisorOptions()
+	so.SetDefaults()
+	o.HealthInterval, o.PingTimeout, o.ReadyPollInterval = so.HealthInterval, so.PingTimeout, so.ReadyPollInterval
+	o.FailureThreshold, o.DefaultStartupTimeout, o.StopGrace = so.FailureThreshold, so.DefaultStartupTimeout, so.StopGrace
+	o.BackoffMin, o.BackoffMax, o.BackoffReset, o.Now = so.BackoffMin, so.BackoffMax, so.BackoffReset, so.Now
+}
+
+// supervisorOptions are the options of the shared supervisor.
+func (o *Options) supervisorOptions() runtime.SupervisorOptions {
+	return runtime.SupervisorOptions{
+		Logger:                o.Logger,
+		HealthInterval:        o.HealthInterval,
+		PingTimeout:           o.PingTimeout,
+		ReadyPollInterval:     o.ReadyPollInterval,
+		FailureThreshold:      o.FailureThreshold,
+		DefaultStartupTimeout: o.DefaultStartupTimeout,
+		StopGrace:             o.StopGrace,
+		BackoffMin:            o.BackoffMin,
+		BackoffMax:            o.BackoffMax,
+		BackoffReset:          o.BackoffReset,
+		DialHealth:            o.DialHealth,
+		Now:                   o.Now,
 	}
 }
 
@@ -150,21 +158,9 @@ func (o *Options) Validate() error {
 	if o.SafePorts < 0 || o.SafePorts > 1000 {
 		return fmt.Errorf("process runtime: safe ports %d not in 0-1000", o.SafePorts)
 	}
-	if o.FailureThreshold < 0 {
-		return fmt.Errorf("process runtime: failure threshold %d is negative", o.FailureThreshold)
-	}
-	for name, d := range map[string]time.Duration{
-		"health interval": o.HealthInterval, "ping timeout": o.PingTimeout,
-		"ready poll interval": o.ReadyPollInterval, "default startup timeout": o.DefaultStartupTimeout,
-		"stop grace": o.StopGrace, "backoff min": o.BackoffMin, "backoff max": o.BackoffMax,
-		"backoff reset": o.BackoffReset,
-	} {
-		if d < 0 {
-			return fmt.Errorf("process runtime: %s %s is negative", name, d)
-		}
-	}
-	if o.BackoffMax != 0 && o.BackoffMin > o.BackoffMax {
-		return fmt.Errorf("process runtime: backoff min %s exceeds max %s", o.BackoffMin, o.BackoffMax)
+	so := o.supervisorOptions()
+	if err := so.Validate(); err != nil {
+		return fmt.Errorf("process runtime: %w", err)
 	}
 	return nil
 }
@@ -174,12 +170,8 @@ type Runtime struct {
 	opts    Options
 	log     *slog.Logger
 	ports   *portAllocator
-	client  *http.Client // health checks only; no keep-alives, so no idle goroutines
+	sup     *runtime.Supervisor
 	baseEnv []string
-
-	// ownFaultLogged is when a health check berth could not make was
-	// last logged (unix nanoseconds), to log that at a bounded rate.
-	ownFaultLogged atomic.Int64
 
 	forks    chan forkRequest
 	forkQuit chan struct{}
@@ -191,7 +183,7 @@ type Runtime struct {
 
 	mu        sync.Mutex
 	closed    bool
-	instances map[string]*Instance // by instance directory
+	instances map[string]*Instance // by container directory, one entry per container
 }
 
 // New returns a Runtime, creating StateDir if needed. Call Close to stop
@@ -217,7 +209,6 @@ func New(opts Options) (*Runtime, error) {
 		opts:      opts,
 		log:       opts.Logger.With("component", "runtime/process"),
 		ports:     newPortAllocator(opts.PortRange[0], opts.PortRange[1], opts.SafePorts),
-		client:    &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil, DialContext: opts.DialHealth}},
 		baseEnv:   baseEnv(os.Getenv),
 		forks:     make(chan forkRequest),
 		forkQuit:  make(chan struct{}),
@@ -232,6 +223,9 @@ func New(opts Options) (*Runtime, error) {
 			r.log.Warn("no watchdog: children of model processes may outlive a killed berth until it restarts", "err", err)
 		}
 	}
+	so := opts.supervisorOptions()
+	so.Logger = r.log
+	r.sup = runtime.NewSupervisor(so)
 	go r.forker()
 	return r, nil
 }
@@ -282,41 +276,57 @@ func (r *Runtime) startCmd(cmd *exec.Cmd, record func(pid int) error) error {
 	}
 }
 
-// Start launches an instance of spec and returns once it answers GET /ping
-// with 200. The instance lives until Stop or Close, independent of ctx;
-// cancelling ctx only abandons (and kills) an instance still starting.
+// Start launches an instance of spec, one process per container, and
+// returns once every one answers GET /ping with 200. The instance lives
+// until Stop or Close, independent of ctx; cancelling ctx only abandons
+// (and kills) an instance still starting.
 func (r *Runtime) Start(ctx context.Context, spec runtime.InstanceSpec) (runtime.Instance, error) {
-	if spec.ID == "" {
-		return nil, errors.New("start instance: empty id")
+	if err := spec.Validate(); err != nil {
+		return nil, fmt.Errorf("start instance: %w", err)
 	}
-	if spec.Image.Docker || len(spec.Image.Command) == 0 {
-		return nil, fmt.Errorf("start instance %s: image %q has no local command; the process runtime runs only command images, not Docker images", spec.ID, spec.Image.Name)
+	spec.Containers = slices.Clone(spec.Containers)
+	for i, c := range spec.Containers {
+		if c.Image.Kind != runtime.KindProcess || len(c.Image.Command) == 0 {
+			return nil, fmt.Errorf("start instance %s: image %q is not a local command (kind %q); the process runtime runs only command images, not Docker images", spec.ID, c.Image.Name, c.Image.Kind)
+		}
+		spec.Containers[i].Image.Command = slices.Clone(c.Image.Command)
 	}
-	if spec.StartupTimeout == 0 {
-		spec.StartupTimeout = r.opts.DefaultStartupTimeout
+	in := &Instance{rt: r, spec: spec}
+	drivers := make([]runtime.ContainerDriver, len(spec.Containers))
+	for i, c := range spec.Containers {
+		in.dirs = append(in.dirs, filepath.Join(r.opts.StateDir, containerDirName(spec.ID, c.Name, i)))
+		drivers[i] = &driver{r: r, id: spec.ID, c: c, dir: in.dirs[i]}
 	}
-	spec.Image.Command = append([]string(nil), spec.Image.Command...)
-	dir := filepath.Join(r.opts.StateDir, instanceDirName(spec.ID))
+	in.Supervised = r.sup.New(spec, drivers, func() { r.forget(in) })
 
-	in, life := newInstance(r, spec, dir)
 	r.mu.Lock()
-	switch {
-	case r.closed:
+	if r.closed {
 		r.mu.Unlock()
-		in.cancel()
 		return nil, fmt.Errorf("start instance %s: process runtime is closed", spec.ID)
-	case r.instances[dir] != nil:
-		r.mu.Unlock()
-		in.cancel()
-		return nil, fmt.Errorf("start instance %s: already running", spec.ID)
 	}
-	r.instances[dir] = in
+	for _, dir := range in.dirs {
+		if r.instances[dir] != nil {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("start instance %s: already running", spec.ID)
+		}
+	}
+	for _, dir := range in.dirs {
+		r.instances[dir] = in
+	}
 	r.mu.Unlock()
 
-	if err := in.start(ctx, life); err != nil {
+	if err := in.Start(ctx); err != nil {
 		return nil, err
 	}
 	return in, nil
+}
+
+// Recover kills the model processes an earlier berth left behind (see
+// sweep); a process runtime adopts nothing, as its processes are meant to
+// die with the berth that started them.
+func (r *Runtime) Recover(ctx context.Context) (adopted []runtime.Instance, cleaned int, err error) {
+	n, err := sweep(r.opts.StateDir, r.ownsDir, 0, r.log)
+	return nil, n, err
 }
 
 // Close stops every instance this Runtime started (SIGTERM, then SIGKILL
@@ -328,7 +338,9 @@ func (r *Runtime) Close(ctx context.Context) error {
 	r.closed = true
 	all := make([]*Instance, 0, len(r.instances))
 	for _, in := range r.instances {
-		all = append(all, in)
+		if !slices.Contains(all, in) {
+			all = append(all, in)
+		}
 	}
 	r.mu.Unlock()
 
@@ -354,8 +366,10 @@ func (r *Runtime) RunAs() *RunAs { return r.runAs }
 func (r *Runtime) forget(in *Instance) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.instances[in.dir] == in {
-		delete(r.instances, in.dir)
+	for _, dir := range in.dirs {
+		if r.instances[dir] == in {
+			delete(r.instances, dir)
+		}
 	}
 }
 

@@ -52,7 +52,11 @@ func fakeParent(bin, stateDir string) int {
 	if script := os.Getenv("PROCESS_TEST_SCRIPT"); script != "" {
 		command = []string{"/bin/sh", "-c", script, bin}
 	}
-	in, err := rt.Start(ctx, runtime.InstanceSpec{ID: "orphan", Image: runtime.Image{Command: command}, StartupTimeout: 10 * time.Second})
+	in, err := rt.Start(ctx, runtime.InstanceSpec{
+		ID:             "orphan",
+		Containers:     []runtime.ContainerSpec{{Name: runtime.PrimaryContainer, Image: runtime.Image{Kind: runtime.KindProcess, Command: command}}},
+		StartupTimeout: 10 * time.Second,
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -98,9 +102,12 @@ func newRuntime(t *testing.T, opts Options) *Runtime {
 func testSpec(t *testing.T, id string, env map[string]string) runtime.InstanceSpec {
 	t.Helper()
 	return runtime.InstanceSpec{
-		ID:             id,
-		Image:          runtime.Image{Name: "testserver:latest", Command: []string{testserverbin.Build(t)}},
-		Env:            env,
+		ID: id,
+		Containers: []runtime.ContainerSpec{{
+			Name:  runtime.PrimaryContainer,
+			Image: runtime.Image{Name: "testserver:latest", Kind: runtime.KindProcess, Command: []string{testserverbin.Build(t)}},
+			Env:   env,
+		}},
 		StartupTimeout: 10 * time.Second,
 	}
 }
@@ -175,7 +182,7 @@ func TestStartAndInvoke(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			spec := testSpec(t, "ep/AllTraffic/"+tt.mode, map[string]string{"TESTSERVER_MODE": tt.mode})
-			spec.ModelDir = modelDir
+			spec.Containers[0].Model.LocalDir = modelDir
 			in := startInstance(t, r, spec)
 			defer in.Stop(t.Context())
 			if !in.Healthy() || in.Restarts() != 0 {
@@ -204,8 +211,8 @@ func TestEnvironment(t *testing.T) {
 	t.Setenv("BERTH_DATA_DIR", "/secret/place")
 	r := newRuntime(t, fastOptions())
 	spec := testSpec(t, "env", map[string]string{"TESTSERVER_MODE": "env", "MODEL_KNOB": "model"})
-	spec.Image.Env = map[string]string{"WORKERS": "2", "MODEL_KNOB": "image"}
-	spec.ModelDir = "/models/m1"
+	spec.Containers[0].Image.Env = map[string]string{"WORKERS": "2", "MODEL_KNOB": "image"}
+	spec.Containers[0].Model.LocalDir = "/models/m1"
 	in := startInstance(t, r, spec)
 
 	_, body := post(t, in.URL(), "/invocations", "text/plain", "")
@@ -258,7 +265,7 @@ func TestStartupFailure(t *testing.T) {
 		{
 			name: "exits at once",
 			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
-				s.Env = map[string]string{"TESTSERVER_FAIL_START": "1"}
+				s.Containers[0].Env = map[string]string{"TESTSERVER_FAIL_START": "1"}
 				s.StartupTimeout = 30 * time.Second
 				return s
 			},
@@ -269,7 +276,7 @@ func TestStartupFailure(t *testing.T) {
 		{
 			name: "ping never passes",
 			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
-				s.Env = map[string]string{"TESTSERVER_PING_DELAY": "1h"}
+				s.Containers[0].Env = map[string]string{"TESTSERVER_PING_DELAY": "1h"}
 				s.StartupTimeout = 300 * time.Millisecond
 				return s
 			},
@@ -280,7 +287,7 @@ func TestStartupFailure(t *testing.T) {
 		{
 			name: "missing command",
 			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
-				s.Image.Command = []string{filepath.Join(t.TempDir(), "no-such-server")}
+				s.Containers[0].Image.Command = []string{filepath.Join(t.TempDir(), "no-such-server")}
 				return s
 			},
 			startup: true,
@@ -291,7 +298,7 @@ func TestStartupFailure(t *testing.T) {
 			// A model stored before CreateModel refused such keys.
 			name: "loader variable",
 			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
-				s.Env = map[string]string{"LD_PRELOAD": "/tmp/x.so"}
+				s.Containers[0].Env = map[string]string{"LD_PRELOAD": "/tmp/x.so"}
 				return s
 			},
 			startup: true,
@@ -301,7 +308,7 @@ func TestStartupFailure(t *testing.T) {
 		{
 			name: "docker image",
 			spec: func(s runtime.InstanceSpec) runtime.InstanceSpec {
-				s.Image = runtime.Image{Name: "123.dkr.ecr.us-east-1.amazonaws.com/x:1", Docker: true}
+				s.Containers[0].Image = runtime.Image{Name: "123.dkr.ecr.us-east-1.amazonaws.com/x:1", Kind: runtime.KindDocker, Ref: "123.dkr.ecr.us-east-1.amazonaws.com/x:1"}
 				return s
 			},
 			want:   []string{"Docker", "123.dkr.ecr.us-east-1.amazonaws.com/x:1"},
@@ -399,7 +406,7 @@ func TestRestartBacksOffWhileFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := testSpec(t, "flaky", nil)
-	spec.Image.Command = []string{script}
+	spec.Containers[0].Image.Command = []string{script}
 	in := startInstance(t, r, spec)
 	if err := os.WriteFile(filepath.Join(dir, "broken"), nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -542,7 +549,7 @@ func TestSweepStrays(t *testing.T) {
 	}
 
 	r := newRuntime(t, Options{StateDir: dir})
-	killed, err := r.SweepStrays()
+	killed, err := sweepStrays(r)
 	if err != nil {
 		t.Errorf("sweep: %v", err)
 	}
@@ -567,7 +574,7 @@ func TestSweepStrays(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "gone", pidFileName), []byte("garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.SweepStrays(); err == nil {
+	if _, err := sweepStrays(r); err == nil {
 		t.Error("sweep of a garbage pid file reported no error")
 	}
 }
@@ -575,7 +582,7 @@ func TestSweepStrays(t *testing.T) {
 func TestSweepSparesOwnInstances(t *testing.T) {
 	r := newRuntime(t, fastOptions())
 	in := startInstance(t, r, testSpec(t, "mine", nil))
-	killed, err := r.SweepStrays()
+	killed, err := sweepStrays(r)
 	if err != nil || killed != 0 {
 		t.Errorf("sweep = %d, %v; want 0, nil", killed, err)
 	}
@@ -707,6 +714,15 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// sweepStrays runs the start-up clean-up of r, which adopts nothing.
+func sweepStrays(r *Runtime) (int, error) {
+	adopted, n, err := r.Recover(context.Background())
+	if len(adopted) != 0 {
+		panic("the process runtime adopted an instance")
+	}
+	return n, err
 }
 
 func portOf(t *testing.T, r *Runtime, id string) string {
