@@ -147,6 +147,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		if err := ra.Reachable(opts.Executable); err != nil {
 			logger.Warn("built-in model servers cannot start: berth's executable is out of reach of runtime.run_as_user", "err", err)
 		}
+		warnUnreachableImages(logger, ra, cfg.Images)
 	}
 	if n, err := a.runtime.SweepStrays(); err != nil {
 		logger.Warn("sweep stray model processes", "err", err)
