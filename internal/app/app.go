@@ -225,6 +225,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AllowedHosts:   cfg.AllowedHosts,
 		AllowedOrigins: cfg.CORS.AllowedOrigins,
 		Logger:         logger.With("component", "browser-guard"),
+		// Without credentials the Host check also guards --insecure.
+		Unauthenticated: verifier == nil,
 	})
 	a.handler = a.guard.Wrap(a.handler)
 	ok = true
