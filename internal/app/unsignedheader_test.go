@@ -75,3 +75,15 @@ func TestAuthUnsignedHeadersRefused(t *testing.T) {
 		t.Errorf("object after the refused request = %q, want %q", b, "mine")
 	}
 }
+
+// TestAuthErrorsSayHowToFix: a client signing with a key berth does not
+// know is told where berth's keys are configured.
+func TestAuthErrorsSayHowToFix(t *testing.T) {
+	s := startAuthServer(t)
+	sm, _, _ := authClients(s.url, credentials.NewStaticCredentialsProvider("AKIDUNKNOWN", testSecret, ""), http.DefaultTransport)
+	_, err := sm.ListModels(context.Background(), nil)
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "UnrecognizedClientException" || !strings.Contains(ae.ErrorMessage(), "auth.credentials") {
+		t.Errorf("unknown key: %v; want UnrecognizedClientException naming auth.credentials", err)
+	}
+}
