@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,11 @@ func TestWarnsImageOutOfReach(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: model processes change user only when berth is root")
 	}
+	// A berth with run_as_user sets the process's umask to 077; files
+	// later tests write for the model processes' user need the usual one.
+	umask := syscall.Umask(0o022)
+	syscall.Umask(umask)
+	t.Cleanup(func() { syscall.Umask(umask) })
 	base, err := os.MkdirTemp("", "berth-reach-")
 	if err != nil {
 		t.Fatal(err)

@@ -304,16 +304,14 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	return n, bodyError(err)
 }
 
-// errBodyTimeout answers a body that stopped arriving before the server's
-// deadline (server.body_timeout, progress_timeout): the client's fault, so
-// S3's 400 rather than the 500 InternalError an unknown error becomes.
-var errBodyTimeout = gofakes3.ErrorMessage(gofakes3.ErrIncompleteBody,
-	"the request body stopped arriving before the server's timeout; send it without long pauses")
-
-// bodyError turns a read deadline on the request body into errBodyTimeout.
+// bodyError turns a read deadline on the request body (server.body_timeout,
+// progress_timeout) into S3's 400 IncompleteBody: the client's fault, not
+// the 500 InternalError an unknown error becomes. The error is made anew
+// each time: gofakes3 writes the request id into it.
 func bodyError(err error) error {
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return errBodyTimeout
+		return gofakes3.ErrorMessage(gofakes3.ErrIncompleteBody,
+			"the request body stopped arriving before the server's timeout; send it without long pauses")
 	}
 	return err
 }
