@@ -62,11 +62,14 @@ func newServeCommand() *cobra.Command {
 		Short: "Run the berth server (SageMaker, SageMaker Runtime and S3 APIs on one port)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := config.Default()
-			if configFile != "" {
-				if err := config.LoadFile(&cfg, configFile); err != nil {
-					return err
-				}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			cfg, err := loadServeConfig(configFile, logger)
+			if err != nil {
+				return err
 			}
 			// Flags and their environment variables override the file.
 			if cmd.Flags().Changed("listen") || os.Getenv("BERTH_LISTEN") != "" || cfg.Listen == "" {
@@ -79,11 +82,6 @@ func newServeCommand() *cobra.Command {
 				return err
 			}
 			cfg.Auth.Insecure = insecure
-			var level slog.Level
-			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
-			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			return serve(cmd.Context(), cfg, logger)
 		},
 	}

@@ -150,6 +150,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		if err := ra.Reachable(opts.Executable); err != nil {
 			logger.Warn("built-in model servers cannot start: berth's executable is out of reach of runtime.run_as_user", "err", err)
 		}
+		warnUnreachableImages(logger, ra, cfg.Images)
 	}
 	a.recoverInstances(ctx)
 	a.metrics = metrics.New()
@@ -223,6 +224,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		AllowedHosts:   cfg.AllowedHosts,
 		AllowedOrigins: cfg.CORS.AllowedOrigins,
 		Logger:         logger.With("component", "browser-guard"),
+		// Without credentials the Host check also guards --insecure.
+		Unauthenticated: verifier == nil,
 	})
 	a.handler = a.guard.Wrap(a.handler)
 	ok = true

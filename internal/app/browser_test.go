@@ -620,30 +620,56 @@ func TestBrowserHostGuard(t *testing.T) {
 	}
 }
 
-// TestBrowserHostGuardOffLoopback: on another address the Host check is
-// off unless allowed_hosts is set.
+// TestBrowserHostGuardOffLoopback: on another address with credentials
+// the Host check is off unless allowed_hosts is set (a rebound page cannot
+// sign). Without credentials (--insecure) it is on, any IP address
+// allowed: DNS rebinding needs a name, and a page rebound to berth's
+// address would otherwise own an API that runs code for anyone.
 func TestBrowserHostGuardOffLoopback(t *testing.T) {
 	for _, tc := range []struct {
+		creds   bool
 		allowed []string
 		want    int
 	}{
-		{nil, http.StatusOK},
-		{[]string{"berth.internal"}, http.StatusForbidden},
+		{true, nil, http.StatusOK},
+		{true, []string{"berth.internal"}, http.StatusForbidden},
+		{false, nil, http.StatusForbidden},
+		{false, []string{"berth.internal"}, http.StatusForbidden},
 	} {
 		cfg := testConfig(t, t.TempDir())
 		cfg.Listen = "0.0.0.0:0"
-		cfg.Auth.Insecure = true // no credentials: only the Host check is under test
+		if tc.creds {
+			cfg.Auth.Credentials = []config.Credential{{AccessKeyID: testKeyID, SecretAccessKey: testSecret}}
+		} else {
+			cfg.Auth.Insecure = true
+		}
 		cfg.AllowedHosts = tc.allowed
 		s := startServer(t, cfg)
 		port := s.url[strings.LastIndexByte(s.url, ':')+1:]
-		url := "http://127.0.0.1:" + port
-		if resp, _ := browserRequest(t, http.MethodGet, url+"/", map[string]string{"Host": "evil.example:" + port}, nil); resp.StatusCode != tc.want {
-			t.Errorf("allowed_hosts %v, Host evil.example: %d, want %d", tc.allowed, resp.StatusCode, tc.want)
+		// /ping: served unsigned, so only the Host check decides.
+		url := "http://127.0.0.1:" + port + "/ping"
+		if resp, _ := browserRequest(t, http.MethodGet, url, map[string]string{"Host": "evil.example:" + port}, nil); resp.StatusCode != tc.want {
+			t.Errorf("credentials %v, allowed_hosts %v, Host evil.example: %d, want %d", tc.creds, tc.allowed, resp.StatusCode, tc.want)
 		}
-		for _, host := range append([]string{"127.0.0.1:" + port}, tc.allowed...) {
-			if resp, _ := browserRequest(t, http.MethodGet, url+"/", map[string]string{"Host": host}, nil); resp.StatusCode != http.StatusOK {
-				t.Errorf("allowed_hosts %v, Host %s: %d", tc.allowed, host, resp.StatusCode)
+		allowed := append([]string{"127.0.0.1:" + port}, tc.allowed...)
+		if !tc.creds && tc.allowed == nil {
+			allowed = append(allowed, "10.1.2.3:"+port, "[2001:db8::1]:"+port)
+		}
+		for _, host := range allowed {
+			if resp, _ := browserRequest(t, http.MethodGet, url, map[string]string{"Host": host}, nil); resp.StatusCode != http.StatusOK {
+				t.Errorf("credentials %v, allowed_hosts %v, Host %s: %d", tc.creds, tc.allowed, host, resp.StatusCode)
 			}
 		}
+	}
+	// The InvokeEndpoint fast path applies the same rule.
+	cfg := testConfig(t, t.TempDir())
+	cfg.Listen = "0.0.0.0:0"
+	cfg.Auth.Insecure = true
+	s := startServer(t, cfg)
+	port := s.url[strings.LastIndexByte(s.url, ':')+1:]
+	resp, body := browserRequest(t, http.MethodPost, "http://127.0.0.1:"+port+"/endpoints/any/invocations",
+		map[string]string{"Host": "rebound.evil.example:" + port, "Content-Type": "text/csv"}, strings.NewReader("1"))
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "allowed_hosts") {
+		t.Errorf("--insecure InvokeEndpoint, Host rebound.evil.example: %d %s", resp.StatusCode, body)
 	}
 }

@@ -45,7 +45,13 @@ type GuardOptions struct {
 	AllowedHosts []string
 	// AllowedOrigins are the web origins granted CORS.
 	AllowedOrigins []string
-	Logger         *slog.Logger
+	// Unauthenticated says requests are not signature-checked (no
+	// credentials, --insecure). On a non-loopback address the Host check
+	// is then on too, with every IP address allowed: DNS rebinding needs
+	// a name of the attacker's, and a rebound page would otherwise own
+	// an API that runs code without asking who calls.
+	Unauthenticated bool
+	Logger          *slog.Logger
 }
 
 // Guard is the browser guard: an http.Handler wrapper (Wrap) and the
@@ -53,6 +59,7 @@ type GuardOptions struct {
 // (AllowsFast).
 type Guard struct {
 	checkHost bool
+	anyIP     bool // every IP address is an allowed Host
 	hosts     map[string]bool
 	ips       map[netip.Addr]bool
 	suffixes  []string // ".example.com" for "*.example.com"
@@ -67,8 +74,10 @@ type Guard struct {
 // loopback.
 func NewGuard(ctx context.Context, o GuardOptions) *Guard {
 	listenHost, _, _ := net.SplitHostPort(o.Listen)
+	loopback := listensOnLoopback(ctx, listenHost)
 	g := &Guard{
-		checkHost: len(o.AllowedHosts) > 0 || listensOnLoopback(ctx, listenHost),
+		checkHost: len(o.AllowedHosts) > 0 || loopback || o.Unauthenticated,
+		anyIP:     o.Unauthenticated && !loopback,
 		hosts:     map[string]bool{},
 		ips:       map[netip.Addr]bool{},
 		origins:   map[string]bool{},
@@ -154,7 +163,7 @@ func (g *Guard) HostAllowed(host string) bool {
 	}
 	if ip, err := netip.ParseAddr(h); err == nil {
 		ip = ip.Unmap()
-		return ip.IsLoopback() || g.ips[ip]
+		return ip.IsLoopback() || g.ips[ip] || g.anyIP
 	}
 	if g.hosts[h] {
 		return true

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/textproto"
+	"os"
 	"strings"
 
 	"github.com/rclone/gofakes3"
@@ -287,7 +288,8 @@ func (b *backend) DeleteObject(ctx context.Context, bucket, key string) (gofakes
 	return gofakes3.ObjectDeleteResult{}, s3Error(b.store.Delete(ctx, bucket, key), bucket, key)
 }
 
-// exactReader fails with IncompleteBody if r ends before size bytes.
+// exactReader fails with IncompleteBody if r ends before size bytes
+// (left is -1 when the size is unknown), or stops arriving.
 type exactReader struct {
 	r    io.Reader
 	left int64
@@ -299,13 +301,23 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	if err == io.EOF && e.left > 0 {
 		return n, gofakes3.ErrIncompleteBody
 	}
-	return n, err
+	return n, bodyError(err)
+}
+
+// bodyError turns a read deadline on the request body (server.body_timeout,
+// progress_timeout) into S3's 400 IncompleteBody: the client's fault, not
+// the 500 InternalError an unknown error becomes. The error is made anew
+// each time: gofakes3 writes the request id into it.
+func bodyError(err error) error {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return gofakes3.ErrorMessage(gofakes3.ErrIncompleteBody,
+			"the request body stopped arriving before the server's timeout; send it without long pauses")
+	}
+	return err
 }
 
 func (b *backend) PutObject(ctx context.Context, bucket, key string, meta map[string]string, input io.Reader, size int64) (gofakes3.PutObjectResult, error) {
-	if size >= 0 {
-		input = &exactReader{r: input, left: size}
-	}
+	input = &exactReader{r: input, left: size}
 	info, err := b.store.Put(ctx, bucket, key, input, putOptions(meta))
 	if err != nil {
 		var ge gofakes3.Error

@@ -96,6 +96,7 @@ func (b *backend) UploadPart(ctx context.Context, bucket, key string, id gofakes
 	}
 	h := md5.New()
 	n, err := io.Copy(io.MultiWriter(f, h), body)
+	err = bodyError(err)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

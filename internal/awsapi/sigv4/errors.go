@@ -53,13 +53,14 @@ func fail(c Code, msg string) *Error { return &Error{Code: c, Msg: msg} }
 // Preallocated errors for the hot path: a bad request must not cost more
 // than a good one.
 var (
-	errMissing   = fail(Missing, "request is missing authentication: sign it with SigV4 (the AWS SDKs and CLI do, given credentials)")
-	errUnknown   = fail(UnknownKey, "the access key id is not known to this server")
-	errMismatch  = fail(Mismatch, "the request signature we calculated does not match the signature you provided; check your secret access key and signing method")
-	errSkewed    = fail(Skewed, "the difference between the request time and the server's time is too large")
-	errExpired   = fail(Expired, "request has expired")
-	errPayload   = fail(PayloadMismatch, "the provided x-amz-content-sha256 header does not match what was computed")
-	errNoSHA     = fail(MissingContentSHA256, "missing required header for this request: x-amz-content-sha256")
-	errBadChunk  = fail(BadChunk, "the chunk signature does not match, or the aws-chunked body is malformed")
-	errAlgorithm = fail(Malformed, "unsupported signing algorithm: only AWS4-HMAC-SHA256 is accepted")
+	errMissing      = fail(Missing, "request is missing authentication: sign it with SigV4 (the AWS SDKs and CLI do, given credentials)")
+	errUnknown      = fail(UnknownKey, "the access key id is not known to this server: sign with an access key pair configured in berth (auth.credentials in its config file, or BERTH_ACCESS_KEY_ID and BERTH_SECRET_ACCESS_KEY)")
+	errMismatch     = fail(Mismatch, "the request signature we calculated does not match the signature you provided; check your secret access key and signing method")
+	errSkewed       = fail(Skewed, "the difference between the request time and the server's time is too large: check the client's clock")
+	errExpired      = fail(Expired, "request has expired")
+	errPayload      = fail(PayloadMismatch, "the provided x-amz-content-sha256 header does not match what was computed")
+	errNoSHA        = fail(MissingContentSHA256, "missing required header for this request: x-amz-content-sha256")
+	errBadChunk     = fail(BadChunk, "the chunk signature does not match, or the aws-chunked body is malformed")
+	errHostUnsigned = fail(Malformed, "the Host header must be one of the SignedHeaders")
+	errAlgorithm    = fail(Malformed, "unsupported signing algorithm: only AWS4-HMAC-SHA256 is accepted")
 )

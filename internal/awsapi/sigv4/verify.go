@@ -232,6 +232,9 @@ func (v *Verifier) Verify(req *Request, a *Auth, payloadHash []byte) (Signed, er
 	if err != nil {
 		return sg, err
 	}
+	if err := checkSignedHeaderSet(req, a); err != nil {
+		return sg, err
+	}
 	key := sec.key(a)
 
 	s := scratchPool.Get().(*scratch)
@@ -297,6 +300,43 @@ func (v *Verifier) check(req *Request, a *Auth) (*secret, []byte, error) {
 		return nil, nil, fail(Malformed, "credential scope date does not match X-Amz-Date")
 	}
 	return sec, amzDate, nil
+}
+
+// checkSignedHeaderSet refuses a signature that leaves out the Host
+// header or an x-amz-* header the request carries, as AWS does. Headers
+// left out of SignedHeaders can be changed by whoever relays or replays
+// the request: without this rule an X-Amz-Target added to a captured
+// InvokeEndpoint (which the SDKs sign without one) turns it into a control
+// plane call, and an x-amz-copy-source added to a captured PUT turns it
+// into a copy of another object.
+func checkSignedHeaderSet(req *Request, a *Auth) error {
+	if !signedHeadersHave(a.SignedHeaders, []byte("host")) {
+		return errHostUnsigned
+	}
+	for i := range req.Header {
+		name := req.Header[i].Name
+		if len(name) > len("x-amz-") && equalFold(name[:len("x-amz-")], "x-amz-") && !signedHeadersHave(a.SignedHeaders, name) {
+			return fail(Malformed, "header "+safeString(name)+" is present in the request but not signed; sign every x-amz-* header it carries")
+		}
+	}
+	return nil
+}
+
+// signedHeadersHave reports whether the ";"-separated list of lower-case
+// names holds name (any case).
+func signedHeadersHave(list, name []byte) bool {
+	for len(list) > 0 {
+		n := list
+		if i := bytes.IndexByte(list, ';'); i >= 0 {
+			n, list = list[:i], list[i+1:]
+		} else {
+			list = nil
+		}
+		if equalFoldBytes(n, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // scratch is pooled working space for one verification.

@@ -96,6 +96,7 @@ func (r *Runtime) launch(id string, c runtime.ContainerSpec, dir string) (_ *pro
 	// The pid file is written before the command runs any code, so a
 	// berth killed at any moment leaves behind no group it does not know.
 	record := func(pid int) error { return writePIDFile(dir, pid) }
+	closeInheritedOnExec()
 	if err := r.startCmd(cmd, record); err != nil {
 		// Named by its base name only: the message may end up in a
 		// FailureReason, which must not map the host's directories.
