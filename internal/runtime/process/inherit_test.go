@@ -31,7 +31,7 @@ func TestNoInheritedDescriptors(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "fds")
 	spec := testSpec(t, "fds", nil)
 	// The shell lists its descriptors (its own /proc entry, not ls's).
-	spec.Image.Command = []string{"/bin/sh", "-c", `for f in /proc/$$/fd/*; do readlink "$f"; done > "$1"; exec "$0"`, testserverbin.Build(t), out}
+	spec.Containers[0].Image.Command = []string{"/bin/sh", "-c", `for f in /proc/$$/fd/*; do readlink "$f"; done > "$1"; exec "$0"`, testserverbin.Build(t), out}
 	startInstance(t, r, spec)
 	b, err := os.ReadFile(out)
 	if err != nil {
