@@ -62,6 +62,12 @@ func TestModelEnvironmentRefused(t *testing.T) {
 			}
 		})
 	}
+	// A value no process environment can hold is refused at CreateModel,
+	// not left to fail the endpoint later.
+	err := s.createModelErr(t, "env-nul", smtypes.ContainerDefinition{Environment: map[string]string{"FOO": "a\x00b"}})
+	if code, msg := apiError(err); code != "ValidationException" || !strings.Contains(msg, "FOO") || !strings.Contains(msg, "NUL") {
+		t.Errorf("CreateModel with a NUL in a value: %s %q, want a ValidationException naming the key", code, msg)
+	}
 	// Ordinary keys still pass, including ones that merely look alike.
 	if err := s.createModelErr(t, "env-ok", smtypes.ContainerDefinition{Environment: map[string]string{"ld_preload": "x", "MY_LD_PRELOAD": "x", "SAGEMAKER_PROGRAM": "x"}}); err != nil {
 		t.Errorf("CreateModel with ordinary keys: %v", err)

@@ -175,6 +175,11 @@ func validateContainer(v *validator, field string, c *ContainerDefinition) {
 		if len(val) > 1024 {
 			v.add("Value at '%s.environment.%s' failed to satisfy constraint: Member must have length less than or equal to 1024", field, k)
 		}
+		if strings.IndexByte(val, 0) >= 0 {
+			// No process environment can hold it: refuse it here rather
+			// than fail the endpoint later.
+			v.add("Value at '%s.environment.%s' failed to satisfy constraint: Member must not contain the NUL character", field, k)
+		}
 	}
 	if c.MultiModelConfig != nil {
 		v.enum(field+".multiModelConfig.modelCacheSetting", c.MultiModelConfig.ModelCacheSetting, "Enabled", "Disabled")
