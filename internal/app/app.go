@@ -174,6 +174,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		MaxInstances:   cfg.Limits.MaxInstances,
 		DrainTimeout:   cfg.Limits.InvocationTimeout,
 		SettleWait:     cfg.Endpoints.SettleWait,
+		UnhealthyGrace: cfg.Endpoints.ReplaceUnhealthyAfter,
 		NewCapturer: func(endpoint string, cc capture.Config) controlplane.Capturer {
 			return capture.New(endpoint, cc, a.objects, capture.Options{FlushInterval: cfg.Capture.FlushInterval, Logger: logger})
 		},

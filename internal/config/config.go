@@ -268,7 +268,7 @@ func Default() Config {
 			InvocationTimeout: 60 * time.Second,
 			MaxInstances:      64,
 		},
-		Endpoints:  Endpoints{SettleWait: 5 * time.Second},
+		Endpoints:  Endpoints{SettleWait: 5 * time.Second, ReplaceUnhealthyAfter: 2 * time.Minute},
 		RuntimeAPI: RuntimeAPI{FastPath: true},
 	}
 }
@@ -339,6 +339,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Endpoints.SettleWait < 0 || c.Endpoints.SettleWait > MaxSettleWait {
 		return fmt.Errorf("endpoints: settle_wait %s must be between 0 and %s", c.Endpoints.SettleWait, MaxSettleWait)
+	}
+	if c.Endpoints.ReplaceUnhealthyAfter < time.Second {
+		return fmt.Errorf("endpoints: replace_unhealthy_after %s must be at least 1s", c.Endpoints.ReplaceUnhealthyAfter)
 	}
 	if err := c.validateBrowser(); err != nil {
 		return err
@@ -437,6 +440,11 @@ type Endpoints struct {
 	// read timeout (a timed-out CreateEndpoint retried by an SDK would fail
 	// as already existing).
 	SettleWait time.Duration `yaml:"settle_wait"`
+	// ReplaceUnhealthyAfter is how long an endpoint's instance may fail
+	// its health checks (while the runtime restarts it) before berth
+	// stops it and starts a new one in its place. At least 1 s; default
+	// 2 min, which leaves a slow model time to load again after a crash.
+	ReplaceUnhealthyAfter time.Duration `yaml:"replace_unhealthy_after"`
 }
 
 // MaxSettleWait bounds Endpoints.SettleWait.

@@ -37,3 +37,34 @@ func TestEndpointsSettleWait(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointsReplaceUnhealthyAfter(t *testing.T) {
+	if got := Default().Endpoints.ReplaceUnhealthyAfter; got != 2*time.Minute {
+		t.Errorf("default replace_unhealthy_after = %s, want 2m", got)
+	}
+	for _, tc := range []struct {
+		yaml    string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"endpoints: {replace_unhealthy_after: 30s}", 30 * time.Second, false},
+		{"endpoints: {replace_unhealthy_after: 1s}", time.Second, false},
+		{"endpoints: {replace_unhealthy_after: 0s}", 0, true},
+		{"endpoints: {replace_unhealthy_after: 500ms}", 0, true},
+	} {
+		cfg := Default()
+		err := Parse(&cfg, []byte(tc.yaml))
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "replace_unhealthy_after") {
+				t.Errorf("%s: err = %v, want one naming replace_unhealthy_after", tc.yaml, err)
+			}
+			continue
+		}
+		if err != nil || cfg.Endpoints.ReplaceUnhealthyAfter != tc.want {
+			t.Errorf("%s: replace_unhealthy_after = %s, err = %v", tc.yaml, cfg.Endpoints.ReplaceUnhealthyAfter, err)
+		}
+	}
+}

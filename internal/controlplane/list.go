@@ -135,7 +135,7 @@ var (
 	modelList          = listSpec{kind: kindModel, sortKeys: []string{"Name", "CreationTime"}}
 	endpointConfigList = listSpec{kind: kindEndpointConfig, sortKeys: []string{"Name", "CreationTime"}}
 	endpointList       = listSpec{kind: kindEndpoint, sortKeys: []string{"Name", "CreationTime", "Status"},
-		statuses: []string{"OutOfService", StatusCreating, StatusUpdating, StatusSystemUpdating, "RollingBack", StatusInService, StatusDeleting, StatusFailed}}
+		statuses: []string{"OutOfService", StatusCreating, StatusUpdating, StatusSystemUpdating, StatusRollingBack, StatusInService, StatusDeleting, StatusFailed}}
 )
 
 // ListModels lists models.

@@ -1,8 +1,65 @@
 // Package controlplane implements SageMaker's control plane for models,
 // endpoint configs and endpoints: it validates requests as SageMaker does,
 // persists every accepted change before acknowledging it, and reconciles
-// endpoints with running instances (deploy, update, scale, delete, and
-// restore after a restart).
+// endpoints with running instances.
+//
+// # Desired state and the reconcile loop
+//
+// An endpoint API call (desired.go) only validates and writes desired
+// state: the frozen config and models (Endpoint.Deployed, and Pending
+// during an update), per-variant counts and weights, the update policy and
+// its progress (UpdateProgress), and a Generation that every change bumps.
+// It then notifies the endpoint's reconcile loop and returns (after the
+// settle wait, settle.go).
+//
+// The loop (reconcile.go) is level-triggered: each pass reads the stored
+// record, compares it with what runs, and moves one step toward it. It
+// starts missing instances, stops surplus ones, replaces instances that
+// have been unhealthy longer than UnhealthyGrace, retries failed starts
+// with backoff (RetryBackoff doubling up to MaxRetryBackoff), drives a
+// blue/green update step by step (shift.go), and writes back what it saw:
+// the status, FailureReason, current counts and the IDs of the instances
+// it holds. Status is derived from those observations: Creating until the
+// fleet first runs (Failed after StartAttempts failed rounds), InService,
+// Updating while a new config or new counts are being applied,
+// RollingBack while a failed update's new fleet goes away, SystemUpdating
+// while a restart brings an endpoint back, Deleting until
+// the loop has stopped everything and removed the record. An InService
+// endpoint that cannot start every instance it wants stays InService with
+// a FailureReason saying so, and the loop keeps trying.
+//
+// Passes run on one worker goroutine per endpoint, created on demand and
+// ended when the endpoint is gone (reconciler.go). One goroutine per key,
+// rather than a fixed pool over a shared queue, because a pass can block
+// for a whole model start (up to the startup timeout) and a blue/green
+// step for its wait interval: per-key workers keep one slow endpoint from
+// delaying the others and never run two passes of one endpoint at once,
+// and an idle endpoint costs one parked goroutine. A worker wakes on a
+// notification (an API call, at once, so CreateEndpoint reaches InService
+// as fast as the model starts), when a retry or step falls due, and every
+// ResyncPeriod to look at instance health (runtime.Instance reports
+// health only when asked, so health is sampled on that period rather than
+// pushed). Close stops every worker and waits for it; Restore
+// (restore.go) hands every stored endpoint to the loop after a restart.
+// A blue/green update persists each step it takes, so an update in flight
+// when berth dies resumes at that step after the restart and completes
+// (or rolls back, as any update whose new fleet fails).
+//
+// # Adding a resource kind
+//
+// A transform job, an async queue or an accelerator slice plugs into the
+// same shape: store its desired state as a record of its own kind (with a
+// Generation), make its API calls validate, write and notify, and give it
+// a reconciler of its own:
+//
+//	s.jobs = newReconciler(s.clock, period, s.syncJob)
+//
+// where syncJob(ctx, name) reads the record, compares it with what runs
+// (instances through the same runtime.Runtime, one instanceSpec builder),
+// acts, writes the observed status, and returns when to look again
+// (syncResult.after) or that the resource is gone (syncResult.gone).
+// retryState gives it the same backoff, the Clock makes its timing
+// testable, and Close stops it beside the endpoint loop.
 package controlplane
 
 import (
@@ -82,9 +139,27 @@ type Options struct {
 	// UpdateEndpointWeightsAndCapacities wait for the endpoint to settle
 	// before they answer; 0 answers at once.
 	SettleWait time.Duration
-	// Sleep waits between traffic-shifting steps; nil uses real timers.
-	Sleep  func(ctx context.Context, d time.Duration) error
-	Logger *slog.Logger
+	// Clock drives the reconcile loop's timers (retries, blue/green waits,
+	// the unhealthy grace period); the real clock when nil.
+	Clock Clock
+	// StartAttempts is how many rounds of failed starts a new endpoint
+	// (or the new fleet of an update, or an endpoint being restored)
+	// gets before it fails (or rolls back); default 3. An InService
+	// endpoint retries for ever.
+	StartAttempts int
+	// RetryBackoff is the wait after the first failed start, doubled
+	// after each further failure up to MaxRetryBackoff; defaults 1 s and
+	// 1 min.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// UnhealthyGrace is how long an instance may fail its health checks
+	// (while the runtime restarts it) before the loop replaces it with a
+	// new one; default 2 min.
+	UnhealthyGrace time.Duration
+	// ResyncPeriod is how often an idle endpoint's loop looks at its
+	// instances; default 5 s.
+	ResyncPeriod time.Duration
+	Logger       *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
 	// DataDir is berth's data directory. FailureReasons, which any API
@@ -98,14 +173,18 @@ type Service struct {
 	log  *slog.Logger
 	hide *strings.Replacer // rewrites host paths in FailureReasons; nil: none
 
+	clock Clock
+	loop  *reconciler // of endpoints, by loopKey
+
 	mu   sync.Mutex
-	live map[string]*liveEndpoint // by lower-case endpoint name
+	live map[string]*liveEndpoint // by loopKey; each touched by its worker only
 
 	settle      *settleNotifier // status writes, for awaitSettled
 	tokenMu     sync.Mutex
 	tokenSecret []byte // signs list NextTokens; loaded on first use
 
-	// bg owns every background transition; Close cancels and waits.
+	// bg owns the goroutines that retire replaced fleets; Close cancels
+	// their waits and waits for them.
 	bgCtx    context.Context
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
@@ -125,9 +204,28 @@ func New(opts Options) *Service {
 	if opts.DrainTimeout <= 0 {
 		opts.DrainTimeout = 60 * time.Second
 	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	if opts.StartAttempts <= 0 {
+		opts.StartAttempts = 3
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = time.Second
+	}
+	if opts.MaxRetryBackoff < opts.RetryBackoff {
+		opts.MaxRetryBackoff = max(time.Minute, opts.RetryBackoff)
+	}
+	if opts.UnhealthyGrace <= 0 {
+		opts.UnhealthyGrace = 2 * time.Minute
+	}
+	if opts.ResyncPeriod <= 0 {
+		opts.ResyncPeriod = 5 * time.Second
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	s := &Service{
 		opts:     opts,
+		clock:    opts.Clock,
 		hide:     pathHider(opts.DataDir),
 		log:      opts.Logger.With("component", "controlplane"),
 		live:     map[string]*liveEndpoint{},
@@ -135,11 +233,14 @@ func New(opts Options) *Service {
 		bgCtx:    ctx,
 		bgCancel: cancel,
 	}
+	s.loop = newReconciler(opts.Clock, opts.ResyncPeriod, s.syncEndpoint)
+	return s
 }
 
 // Close cancels background work, stops every instance and waits.
 func (s *Service) Close(ctx context.Context) {
 	s.StopSettleWaits()
+	s.loop.stop()
 	s.bgCancel()
 	s.bg.Wait()
 	s.mu.Lock()

@@ -38,7 +38,7 @@ func (n *settleNotifier) notify() {
 // transitional reports whether an endpoint in this status is still moving
 // toward InService or Failed.
 func transitional(status string) bool {
-	return status == StatusCreating || status == StatusUpdating || status == StatusSystemUpdating
+	return status == StatusCreating || status == StatusUpdating || status == StatusSystemUpdating || status == StatusRollingBack
 }
 
 // awaitSettled lets CreateEndpoint and the update calls answer once the

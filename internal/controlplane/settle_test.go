@@ -38,7 +38,7 @@ func TestAwaitSettled(t *testing.T) {
 
 	t.Run("status written", func(t *testing.T) {
 		s := settleService(t, long)
-		time.AfterFunc(100*time.Millisecond, func() { s.setStatus("ep", StatusInService, nil) })
+		time.AfterFunc(100*time.Millisecond, func() { s.observe("ep", func(string, *Endpoint) string { return StatusInService }) })
 		if took := timeAwait(context.Background(), s); took > soon {
 			t.Errorf("returned %s after the endpoint went InService", took)
 		}

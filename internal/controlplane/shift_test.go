@@ -3,14 +3,15 @@ package controlplane
 import (
 	"math"
 	"testing"
-
-	"github.com/berth-io/berth/internal/runtime"
 )
 
-func fleet(counts ...int) []*liveVariant {
+func variants(counts ...int) []*liveVariant {
 	var out []*liveVariant
 	for i, n := range counts {
-		out = append(out, &liveVariant{spec: ProductionVariant{VariantName: string(rune('A' + i))}, weight: 1, instances: make([]runtime.Instance, n)})
+		out = append(out, &liveVariant{spec: ProductionVariant{VariantName: string(rune('A' + i))}, weight: 1, want: n})
+		for range n {
+			out[i].instances = append(out[i].instances, &liveInstance{})
+		}
 	}
 	return out
 }
@@ -26,13 +27,13 @@ func TestShiftSteps(t *testing.T) {
 		fleet  []*liveVariant
 		want   []float64
 	}{
-		{"no policy", nil, fleet(2), []float64{1}},
-		{"all at once", policy(&TrafficRoutingConfig{Type: "ALL_AT_ONCE", WaitIntervalInSeconds: i32(5)}), fleet(2), []float64{1}},
-		{"canary percent", policy(&TrafficRoutingConfig{Type: "CANARY", CanarySize: &CapacitySize{Type: "CAPACITY_PERCENT", Value: 10}}), fleet(4), []float64{0.1, 1}},
-		{"canary instances", policy(&TrafficRoutingConfig{Type: "CANARY", CanarySize: &CapacitySize{Type: "INSTANCE_COUNT", Value: 1}}), fleet(2, 2), []float64{0.25, 1}},
-		{"canary larger than fleet", policy(&TrafficRoutingConfig{Type: "CANARY", CanarySize: &CapacitySize{Type: "INSTANCE_COUNT", Value: 9}}), fleet(2), []float64{1}},
-		{"linear thirds", policy(&TrafficRoutingConfig{Type: "LINEAR", LinearStepSize: &CapacitySize{Type: "INSTANCE_COUNT", Value: 1}}), fleet(3), []float64{1.0 / 3, 2.0 / 3, 1}},
-		{"linear percent", policy(&TrafficRoutingConfig{Type: "LINEAR", LinearStepSize: &CapacitySize{Type: "CAPACITY_PERCENT", Value: 50}}), fleet(1), []float64{0.5, 1}},
+		{"no policy", nil, variants(2), []float64{1}},
+		{"all at once", policy(&TrafficRoutingConfig{Type: "ALL_AT_ONCE", WaitIntervalInSeconds: i32(5)}), variants(2), []float64{1}},
+		{"canary percent", policy(&TrafficRoutingConfig{Type: "CANARY", CanarySize: &CapacitySize{Type: "CAPACITY_PERCENT", Value: 10}}), variants(4), []float64{0.1, 1}},
+		{"canary instances", policy(&TrafficRoutingConfig{Type: "CANARY", CanarySize: &CapacitySize{Type: "INSTANCE_COUNT", Value: 1}}), variants(2, 2), []float64{0.25, 1}},
+		{"canary larger than fleet", policy(&TrafficRoutingConfig{Type: "CANARY", CanarySize: &CapacitySize{Type: "INSTANCE_COUNT", Value: 9}}), variants(2), []float64{1}},
+		{"linear thirds", policy(&TrafficRoutingConfig{Type: "LINEAR", LinearStepSize: &CapacitySize{Type: "INSTANCE_COUNT", Value: 1}}), variants(3), []float64{1.0 / 3, 2.0 / 3, 1}},
+		{"linear percent", policy(&TrafficRoutingConfig{Type: "LINEAR", LinearStepSize: &CapacitySize{Type: "CAPACITY_PERCENT", Value: 50}}), variants(1), []float64{0.5, 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,9 +51,9 @@ func TestShiftSteps(t *testing.T) {
 }
 
 func TestMixedTableWeights(t *testing.T) {
-	old := fleet(1, 1) // A and B, weight 1 each
+	old := variants(1, 1) // A and B, weight 1 each
 	old[1].weight = 3
-	neu := fleet(1)
+	neu := variants(1)
 	neu[0].spec.VariantName = "A"
 	shadow := &liveVariant{spec: ProductionVariant{VariantName: "S"}, shadow: true, weight: 1}
 	neu = append(neu, shadow)

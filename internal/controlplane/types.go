@@ -1,5 +1,7 @@
 package controlplane
 
+import "time"
+
 // The resource shapes below follow the SageMaker API members of the same
 // names, so that what a client sends is what Describe returns. Times are
 // kept out of them: the store records creation and modification times.
@@ -154,6 +156,7 @@ const (
 	StatusCreating       = "Creating"
 	StatusUpdating       = "Updating"
 	StatusSystemUpdating = "SystemUpdating"
+	StatusRollingBack    = "RollingBack"
 	StatusInService      = "InService"
 	StatusDeleting       = "Deleting"
 	StatusFailed         = "Failed"
@@ -171,6 +174,39 @@ type Endpoint struct {
 	Deployed           *Deployment       `json:"Deployed,omitempty"`
 	Pending            *Deployment       `json:"Pending,omitempty"`
 	Variants           []VariantState    `json:"Variants,omitempty"`
+
+	// The fields below are the reconcile loop's; bodies stored before
+	// they existed decode with them empty, which the loop reads as
+	// "generation 0, no instances, no update begun".
+
+	// Generation counts the changes of desired state: CreateEndpoint
+	// sets 1, and UpdateEndpoint, UpdateEndpointWeightsAndCapacities and
+	// DeleteEndpoint each add one.
+	Generation int64 `json:"Generation,omitempty"`
+	// Update is the progress of the blue/green update to Pending.
+	Update *UpdateProgress `json:"Update,omitempty"`
+	// Instances are the instances the loop started and holds, by spec ID.
+	Instances []InstanceRef `json:"Instances,omitempty"`
+}
+
+// UpdateProgress is how far a blue/green update has gone, persisted at
+// each step so that a restart resumes it.
+type UpdateProgress struct {
+	// Policy is the DeploymentConfig the update follows.
+	Policy *DeploymentConfig `json:"Policy,omitempty"`
+	// Step is the traffic step in force, from 1 (see shiftSteps); 0
+	// while the new fleet is starting and takes no traffic.
+	Step int `json:"Step,omitempty"`
+	// StepStarted is when Step took effect.
+	StepStarted time.Time `json:"StepStarted,omitzero"`
+}
+
+// InstanceRef names one instance an endpoint runs.
+type InstanceRef struct {
+	ID      string `json:"ID"`
+	Variant string `json:"Variant"`
+	// Pending marks an instance of the new fleet of an update.
+	Pending bool `json:"Pending,omitempty"`
 }
 
 // Deployment is a config with the models it names, frozen when an

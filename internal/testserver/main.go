@@ -38,6 +38,10 @@
 //	TESTSERVER_FAIL_START_MARKER  a file name: fail as TESTSERVER_FAIL_START
 //	                        does while $SM_MODEL_DIR/<name> exists, so a
 //	                        test can make restarts fail and succeed again
+//	TESTSERVER_FAIL_FILE    a file holding a number N: while N > 0, a
+//	                        start takes one off it and fails as
+//	                        TESTSERVER_FAIL_START does (the first N starts
+//	                        fail); a missing file fails none
 //	TESTSERVER_PING_DELAY   duration before /ping answers 200 (e.g. 2s)
 //	TESTSERVER_STATUS       HTTP status for every /invocations answer
 //	TESTSERVER_SLEEP        delay before every /invocations answer
@@ -142,7 +146,7 @@ func loadConfig() (config, error) {
 }
 
 func run() error {
-	failStart := os.Getenv("TESTSERVER_FAIL_START") == "1"
+	failStart := os.Getenv("TESTSERVER_FAIL_START") == "1" || takeFailure(os.Getenv("TESTSERVER_FAIL_FILE"))
 	if m := os.Getenv("TESTSERVER_FAIL_START_MARKER"); m != "" {
 		if _, err := os.Stat(filepath.Join(os.Getenv("SM_MODEL_DIR"), m)); err == nil {
 			failStart = true
@@ -383,4 +387,32 @@ func envDuration(key string) (time.Duration, error) {
 		return 0, fmt.Errorf("bad %s: %w", key, err)
 	}
 	return d, nil
+}
+
+// takeFailure takes one failure off the count in path, under an exclusive
+// lock so that instances starting together each take their own.
+func takeFailure(path string) bool {
+	if path == "" {
+		return false
+	}
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return false
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || n <= 0 {
+		return false
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(n-1)+"\n"), 0); err != nil {
+		return false
+	}
+	return f.Truncate(int64(len(strconv.Itoa(n-1))+1)) == nil
 }
