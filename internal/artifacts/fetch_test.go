@@ -638,3 +638,14 @@ func TestFetchSharedCacheRace(t *testing.T) {
 		t.Errorf("work directories after Fetch = %v, want only the crashed one", ents)
 	}
 }
+
+// waiting reports how many callers are waiting on the in-flight call for
+// key.
+func (g *flight) waiting(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.calls[key]; ok {
+		return c.waiters
+	}
+	return 0
+}

@@ -164,7 +164,10 @@ func poke(url string) {
 }
 
 // alive reports whether pid runs (exists and is not a zombie).
-func alive(pid int) bool { return !procGone(pid) }
+func alive(pid int) bool {
+	_, zombie, err := procStartTime(pid)
+	return err == nil && !zombie
+}
 
 func TestStartAndInvoke(t *testing.T) {
 	modelDir := t.TempDir()
