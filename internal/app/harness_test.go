@@ -217,22 +217,6 @@ func (s *server) invoke(t *testing.T, name, body string) (string, error) {
 	return string(out.Body), nil
 }
 
-// waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // apiError returns the AWS error code and message of err.
 func apiError(err error) (code, msg string) {
 	var ae smithy.APIError

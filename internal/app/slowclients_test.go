@@ -26,6 +26,7 @@ import (
 
 	"github.com/berth-io/berth/internal/app"
 	"github.com/berth-io/berth/internal/modelserver/builtin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // pidFiles returns the pid files of the server's model instances:
@@ -178,7 +179,7 @@ func TestStalledConnections(t *testing.T) {
 		t.Fatalf("invoke after: %q %v", got, err)
 	}
 	// The SDK clients' keep-alive connections go at the idle timeout.
-	waitFor(t, 4*timeout, func() error {
+	testutil.WaitFor(t, 4*timeout, func() error {
 		if n := s.app.OpenConns(); n != 0 {
 			return fmt.Errorf("%d client connections still open", n)
 		}

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // echoHandler answers with the request body, its Content-Type and custom
@@ -228,7 +230,7 @@ func TestClientPeekDetectsClosedIdle(t *testing.T) {
 		t.Fatal("open connection reported closed")
 	}
 	srv.CloseClientConnections()
-	waitFor(t, 2*time.Second, func() error {
+	testutil.WaitFor(t, 2*time.Second, func() error {
 		if pc.alive() {
 			return errors.New("closed connection still reported alive")
 		}
@@ -528,22 +530,6 @@ func TestClientIdleTimeout(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2 (expired idle connection reused)", n)
-	}
-}
-
-// waitFor polls fn until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

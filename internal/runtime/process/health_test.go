@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // lockedBuffer is a log destination the supervising goroutines and the
@@ -76,7 +78,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 		fail.Store(error(errno))
 		start := dials.Load()
 		// Ten times the failure threshold, at least.
-		waitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if n := dials.Load() - start; n < 10*int64(opts.FailureThreshold) {
 				return fmt.Errorf("%d failed health checks so far", n)
 			}
@@ -92,7 +94,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 
 	// A failure that is the model server's still counts.
 	fail.Store(error(syscall.ECONNREFUSED))
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if in.Restarts() == 0 {
 			return fmt.Errorf("not restarted after refused health checks")
 		}

@@ -25,6 +25,7 @@ import (
 
 	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // The parent-death test re-executes this test binary as a fake berth that
@@ -119,24 +120,6 @@ func startInstance(t *testing.T, r *Runtime, spec runtime.InstanceSpec) *Instanc
 		t.Fatalf("start: %v", err)
 	}
 	return in.(*Instance)
-}
-
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
 }
 
 // client has no keep-alives, so tests leave no idle connection goroutines.
@@ -377,7 +360,7 @@ func TestRestart(t *testing.T) {
 			firstPID, firstURL := in.PID(), in.URL()
 
 			poke(firstURL + tt.path)
-			waitFor(t, 10*time.Second, func() error {
+			testutil.WaitFor(t, 10*time.Second, func() error {
 				if in.Restarts() != 1 || !in.Healthy() {
 					return fmt.Errorf("restarts=%d healthy=%v", in.Restarts(), in.Healthy())
 				}
@@ -415,7 +398,7 @@ func TestRestartBacksOffWhileFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	poke(in.URL() + "/crash")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		// The current process may be one just started, with no output yet.
 		tail := in.StderrTail()
 		if in.Restarts() < 3 || len(tail) == 0 || tail[len(tail)-1] != "cannot load" {
@@ -629,7 +612,7 @@ func TestParentDeath(t *testing.T) {
 	}
 	parent.Process.Signal(syscall.SIGKILL)
 	parent.Wait()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if alive(child) {
 			return fmt.Errorf("child %d still runs after its parent was killed", child)
 		}
@@ -659,7 +642,7 @@ func TestChildSurvivesStartingThreadExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err == nil {
 			return fmt.Errorf("thread %d still exists", tid)
 		}
@@ -710,7 +693,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if _, err := r.Start(t.Context(), testSpec(t, "late", nil)); err == nil {
 		t.Error("start after Close succeeded")
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := goruntime.NumGoroutine(); n > before {
 			buf := make([]byte, 1<<16)
 			return fmt.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:goruntime.Stack(buf, true)])
