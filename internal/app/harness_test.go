@@ -62,8 +62,13 @@ func testConfig(t testing.TB, dataDir string) config.Config {
 // test ends.
 func startServer(t testing.TB, cfg config.Config) *server {
 	t.Helper()
+	return startServerLogging(t, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+}
+
+// startServerLogging is startServer with berth's log going to logger.
+func startServerLogging(t testing.TB, cfg config.Config, logger *slog.Logger) *server {
+	t.Helper()
 	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Frameworks: builtin.Frameworks()})
 	if err != nil {
 		t.Fatal(err)
