@@ -19,6 +19,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -724,4 +725,62 @@ func portOf(t *testing.T, r *Runtime, id string) string {
 		t.Fatal(err)
 	}
 	return u.Port()
+}
+
+// TestRestartBackoffDelays: the delay before each restart doubles while
+// the process keeps crashing, and goes back to BackoffMin once it has
+// stayed healthy for BackoffReset. The clock and the delays are the
+// test's, so nothing waits for them.
+func TestRestartBackoffDelays(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	delays := make(chan time.Duration, 16)
+	opts := fastOptions()
+	opts.BackoffMin, opts.BackoffMax, opts.BackoffReset = time.Second, 3*time.Second, time.Minute
+	opts.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	opts.After = func(d time.Duration) <-chan time.Time {
+		delays <- d
+		fired := make(chan time.Time, 1)
+		fired <- time.Time{}
+		return fired
+	}
+	r := newRuntime(t, opts)
+	in := startInstance(t, r, testSpec(t, "backoff", nil))
+	crash := func(restarts int) time.Duration {
+		t.Helper()
+		poke(in.URL() + "/crash")
+		var d time.Duration
+		select {
+		case d = <-delays:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no restart after a crash")
+		}
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			if n := in.Restarts(); n != restarts || !in.Healthy() {
+				return fmt.Errorf("restarts=%d healthy=%v", n, in.Healthy())
+			}
+			return nil
+		})
+		return d
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}
+	for i, w := range want {
+		if d := crash(i + 1); d != w {
+			t.Fatalf("delay before restart %d: %s, want %s", i+1, d, w)
+		}
+	}
+	// Healthy for a minute since the last restart: back to the minimum.
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if d := crash(len(want) + 1); d != time.Second {
+		t.Fatalf("delay after a healthy minute: %s, want %s", d, time.Second)
+	}
+	if d := crash(len(want) + 2); d != 2*time.Second {
+		t.Fatalf("delay after the reset: %s, want %s", d, 2*time.Second)
+	}
 }
