@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // TestServeAuthModes runs the berth binary in each authentication mode:
@@ -33,7 +35,7 @@ func TestServeAuthModes(t *testing.T) {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		return port
 	}
-	serve := func(listen string, env ...string) (*exec.Cmd, *syncBuffer, string) {
+	serve := func(listen string, env ...string) (*exec.Cmd, *testutil.Buffer, string) {
 		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, "serve", "--listen", listen, "--data-dir", dataDir)
 		cmd.Env = append(os.Environ(), "BERTH_ACCESS_KEY_ID=", "BERTH_SECRET_ACCESS_KEY=", "BERTH_INSECURE=", "BERTH_CONFIG="+writeConfig(t, sameUser()))

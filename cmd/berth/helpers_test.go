@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -73,9 +72,9 @@ func sameUser() string {
 // launch starts cmd, a berth server, collecting its output. When the test
 // ends berth is stopped with SIGTERM and, if the test failed, its output
 // (the first and last 10,000 bytes when longer) goes to the test log.
-func launch(t *testing.T, cmd *exec.Cmd) *syncBuffer {
+func launch(t *testing.T, cmd *exec.Cmd) *testutil.Buffer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -118,24 +117,6 @@ func waitPing(t *testing.T, addr string) {
 		}
 		return nil
 	})
-}
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func sdkClients(url string) (*sagemaker.Client, *sagemakerruntime.Client, *s3.Client) {

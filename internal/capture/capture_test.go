@@ -16,15 +16,22 @@ import (
 	"github.com/berth-io/berth/internal/testutil"
 )
 
-func TestWriterLayout(t *testing.T) {
-	ctx := context.Background()
+// newStore returns an object store on disk holding bucket.
+func newStore(t *testing.T, bucket string) *disk.Store {
+	t.Helper()
 	store, err := disk.Open(t.TempDir(), disk.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateBucket(ctx, "cap"); err != nil {
+	if err := store.CreateBucket(context.Background(), bucket); err != nil {
 		t.Fatal(err)
 	}
+	return store
+}
+
+func TestWriterLayout(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t, "cap")
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	w := New("ep", Config{
 		Destination:        objstore.S3URI{Bucket: "cap", Key: "prefix/"},
@@ -114,13 +121,7 @@ func TestWriterDropsWhenFull(t *testing.T) {
 // interval ticks, then is written without Close.
 func TestWriterFlushesOnTick(t *testing.T) {
 	ctx := context.Background()
-	store, err := disk.Open(t.TempDir(), disk.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.CreateBucket(ctx, "cap"); err != nil {
-		t.Fatal(err)
-	}
+	store := newStore(t, "cap")
 	ticks := make(chan time.Time)
 	var interval time.Duration
 	stopped := make(chan struct{})

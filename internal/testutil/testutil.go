@@ -3,6 +3,8 @@
 package testutil
 
 import (
+	"bytes"
+	"sync"
 	"testing"
 	"time"
 )
@@ -26,4 +28,24 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		time.Sleep(wait)
 		wait = min(2*wait, 10*time.Millisecond)
 	}
+}
+
+// Buffer is a bytes.Buffer that a process or goroutines write while the
+// test reads it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+// String returns what has been written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -3,14 +3,12 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -18,25 +16,6 @@ import (
 
 	"github.com/berth-io/berth/internal/testutil"
 )
-
-// lockedBuffer is a log destination the supervising goroutines and the
-// test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestHealthCheckOwnFault: health checks that fail because berth itself
 // cannot open a socket (EMFILE, ENFILE, ENOBUFS) neither mark the instance
@@ -56,7 +35,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	opts.StateDir = t.TempDir()
 	r, err := New(opts)
 	if err != nil {
