@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,39 +16,16 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
-
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestServeAuthModes runs the berth binary in each authentication mode:
 // credentials from the environment, none on loopback, none on a
 // non-loopback address (refused before anything is touched), and
 // --insecure.
 func TestServeAuthModes(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the berth binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build berth: %v\n%s", err, out)
-	}
+	bin := buildBerth(t)
 	anyPort := func() string {
 		ln, err := net.Listen("tcp", "0.0.0.0:0")
 		if err != nil {
@@ -60,40 +35,12 @@ func TestServeAuthModes(t *testing.T) {
 		_, port, _ := net.SplitHostPort(ln.Addr().String())
 		return port
 	}
-	serve := func(listen string, env ...string) (*exec.Cmd, *syncBuffer, string) {
-		dir := t.TempDir()
-		dataDir := filepath.Join(dir, "data")
-		cfgFile := filepath.Join(dir, "berth.yaml")
-		if err := os.WriteFile(cfgFile, []byte(sameUser()), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	serve := func(listen string, env ...string) (*exec.Cmd, *testutil.Buffer, string) {
+		dataDir := filepath.Join(t.TempDir(), "data")
 		cmd := exec.Command(bin, "serve", "--listen", listen, "--data-dir", dataDir)
-		cmd.Env = append(os.Environ(), "BERTH_ACCESS_KEY_ID=", "BERTH_SECRET_ACCESS_KEY=", "BERTH_INSECURE=", "BERTH_CONFIG="+cfgFile)
+		cmd.Env = append(os.Environ(), "BERTH_ACCESS_KEY_ID=", "BERTH_SECRET_ACCESS_KEY=", "BERTH_INSECURE=", "BERTH_CONFIG="+writeConfig(t, sameUser()))
 		cmd.Env = append(cmd.Env, env...)
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Signal(os.Interrupt)
-			cmd.Wait()
-			if t.Failed() {
-				t.Logf("berth output:\n%s", out.String())
-			}
-		})
-		return cmd, out, dataDir
-	}
-	waitPing := func(port string) {
-		t.Helper()
-		waitUntil(t, 20*time.Second, func() bool {
-			resp, err := http.Get("http://127.0.0.1:" + port + "/ping")
-			if err != nil {
-				return false
-			}
-			resp.Body.Close()
-			return resp.StatusCode == http.StatusOK
-		})
+		return cmd, launch(t, cmd), dataDir
 	}
 
 	t.Run("non-loopback without credentials is refused", func(t *testing.T) {
@@ -121,7 +68,7 @@ func TestServeAuthModes(t *testing.T) {
 	t.Run("credentials from the environment", func(t *testing.T) {
 		port := anyPort()
 		_, out, _ := serve("0.0.0.0:"+port, "BERTH_ACCESS_KEY_ID=AKIDENV", "BERTH_SECRET_ACCESS_KEY=envsecret")
-		waitPing(port)
+		waitPing(t, "127.0.0.1:"+port)
 		if !strings.Contains(out.String(), "authentication on") {
 			t.Errorf("no start-up line saying authentication is on:\n%s", out.String())
 		}
@@ -152,7 +99,7 @@ func TestServeAuthModes(t *testing.T) {
 	t.Run("insecure", func(t *testing.T) {
 		port := anyPort()
 		_, out, _ := serve("0.0.0.0:"+port, "BERTH_INSECURE=1")
-		waitPing(port)
+		waitPing(t, "127.0.0.1:"+port)
 		if !strings.Contains(out.String(), "INSECURE") {
 			t.Errorf("no loud warning:\n%s", out.String())
 		}
@@ -161,7 +108,7 @@ func TestServeAuthModes(t *testing.T) {
 	t.Run("loopback without credentials", func(t *testing.T) {
 		port := anyPort()
 		_, out, _ := serve("127.0.0.1:" + port)
-		waitPing(port)
+		waitPing(t, "127.0.0.1:"+port)
 		if !strings.Contains(out.String(), "authentication off") || !strings.Contains(out.String(), "any access key works") {
 			t.Errorf("no start-up line saying any key works:\n%s", out.String())
 		}

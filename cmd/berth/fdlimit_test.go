@@ -2,26 +2,19 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
-
-	"net/http"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
 )
@@ -33,17 +26,9 @@ import (
 // killed, invocations keep being served while the clients stall, and
 // every stalled connection is closed after its timeout.
 func TestStalledClientsUnderFDLimit(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the berth binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build berth: %v\n%s", err, out)
-	}
+	bin := buildBerth(t)
 	const timeout = 2 * time.Second
-	cfgFile := filepath.Join(dir, "berth.yaml")
-	cfg := fmt.Sprintf(`images:
+	cfgFile := writeConfig(t, fmt.Sprintf(`images:
   test/echo:1:
     command: [%q]
 runtime:
@@ -54,64 +39,21 @@ server:
   body_timeout: %[2]s
   progress_timeout: %[2]s
   idle_timeout: 1m
-`, testserverbin.Build(t), timeout, os.Getuid(), os.Getgid())
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(dir, "data")
+`, testserverbin.Build(t), timeout, os.Getuid(), os.Getgid()))
+	dataDir := filepath.Join(t.TempDir(), "data")
 	addr := freeAddr(t)
 
 	// The limit is set in a shell that then becomes berth: the test
 	// process keeps its own.
-	cmd := exec.Command("/bin/sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgFile)
-	var logs syncBuffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			out := logs.String()
-			if len(out) > 20000 {
-				out = out[:10000] + "\n...\n" + out[len(out)-10000:]
-			}
-			t.Logf("berth output:\n%s", out)
-		}
-	})
-	waitUntil(t, 20*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
+	logs := launch(t, exec.Command("/bin/sh", "-c", `ulimit -n 1024 && exec "$0" "$@"`, bin, "serve", "--listen", addr, "--data-dir", dataDir, "--config", cfgFile))
+	waitPing(t, addr)
 	if !strings.Contains(logs.String(), "open_file_limit=1024") {
 		t.Fatalf("berth did not run under the limit:\n%s", logs.String())
 	}
 
 	url := "http://" + addr
-	sm, _, _ := sdkClients(url)
 	sm, rt, _ := sdkClients(url)
-	ctx := context.Background()
-	if _, err := sm.CreateModel(ctx, &sagemaker.CreateModelInput{
-		ModelName:        aws.String("m"),
-		ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/r"),
-		PrimaryContainer: &smtypes.ContainerDefinition{Image: aws.String("test/echo:1")},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
-		EndpointConfigName: aws.String("c"),
-		ProductionVariants: []smtypes.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String("m"), InitialInstanceCount: aws.Int32(1), InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("e"), EndpointConfigName: aws.String("c")}); err != nil {
-		t.Fatal(err)
-	}
-	waitInService(t, sm, "e")
+	deployEndpoint(t, sm, "test/echo:1", "", 1)
 	invokeExpect(t, rt, "e", "x")
 	// At the connection cap, new connections wait in the accept queue
 	// behind the stalled ones until timeouts free their slots, so the

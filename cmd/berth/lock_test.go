@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -15,10 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
-
-	"github.com/berth-io/berth/internal/testserver/testserverbin"
 )
 
 // TestSecondBerthOnSameDataDir runs the real binary twice on one data dir
@@ -26,48 +21,15 @@ import (
 // touches anything, and the first keeps its model process and its
 // multipart upload.
 func TestSecondBerthOnSameDataDir(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the berth binary")
-	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "berth")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build berth: %v\n%s", err, out)
-	}
-	cfgFile := filepath.Join(dir, "berth.yaml")
-	cfg := fmt.Sprintf("images:\n  test/echo:1:\n    command: [%q]\n    env: {TESTSERVER_MODE: model-file}\n", testserverbin.Build(t)) + sameUser()
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	dataDir := filepath.Join(dir, "data")
+	bin := buildBerth(t)
+	cfgFile := writeConfig(t, echoConfig(t))
+	dataDir := filepath.Join(t.TempDir(), "data")
 	addr := freeAddr(t)
 	first := startBerth(t, bin, addr, dataDir, cfgFile)
 	sm, rt, s3c := sdkClients("http://" + addr)
 	ctx := context.Background()
 
-	if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("models")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s3c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("models"), Key: aws.String("m/model.tar.gz"), Body: bytes.NewReader(tarGz(t, "model.txt", "first"))}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sm.CreateModel(ctx, &sagemaker.CreateModelInput{
-		ModelName:        aws.String("m"),
-		ExecutionRoleArn: aws.String("arn:aws:iam::000000000000:role/r"),
-		PrimaryContainer: &smtypes.ContainerDefinition{Image: aws.String("test/echo:1"), ModelDataUrl: aws.String("s3://models/m/model.tar.gz")},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
-		EndpointConfigName: aws.String("c"),
-		ProductionVariants: []smtypes.ProductionVariant{{VariantName: aws.String("AllTraffic"), ModelName: aws.String("m"), InitialInstanceCount: aws.Int32(1), InstanceType: smtypes.ProductionVariantInstanceTypeMlM5Large}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sm.CreateEndpoint(ctx, &sagemaker.CreateEndpointInput{EndpointName: aws.String("e"), EndpointConfigName: aws.String("c")}); err != nil {
-		t.Fatal(err)
-	}
-	waitInService(t, sm, "e")
+	deployEndpoint(t, sm, "test/echo:1", putModel(t, s3c, "first"), 1)
 	invokeExpect(t, rt, "e", "first")
 	models := modelPIDs(t, first.Process.Pid)
 	if len(models) != 1 {

@@ -338,14 +338,6 @@ func (a *App) maxConnections() int {
 	return n
 }
 
-// OpenConns returns the number of client connections open.
-func (a *App) OpenConns() int {
-	if a.fast == nil {
-		return 0
-	}
-	return a.fast.OpenConns()
-}
-
 // Addr returns the address the server listens on (useful with port 0).
 func (a *App) Addr() string {
 	if a.listener == nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // openFDs counts the process's open file descriptors.
@@ -108,7 +110,7 @@ func TestDataplaneBadInputNoLeaks(t *testing.T) {
 	client.CloseIdleConnections()
 	// Connections to the models are pooled (one per concurrent request),
 	// so allow a few more fds than after the first round.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.WaitFor(t, 20*time.Second, func() error {
 		g, f := settle()
 		if g > goroutines+5 || f > fds+5 {
 			return fmt.Errorf("goroutines %d (was %d), fds %d (was %d)", g, goroutines, f, fds)

@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // dpVariant describes one production variant for deployVariants.
@@ -257,7 +259,7 @@ func TestDataplaneInstanceKilledUnderLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if ok.Load() < 50 {
 			return errors.New("load not running yet")
 		}
@@ -267,7 +269,7 @@ func TestDataplaneInstanceKilledUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The runtime restarts the killed instance; requests keep flowing.
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		now := instancePIDs(t, s.dataDir)
 		for _, p := range now {
 			if p == pids[0] {
@@ -281,7 +283,7 @@ func TestDataplaneInstanceKilledUnderLoad(t *testing.T) {
 	})
 	s.waitInService(t, "killme")
 	before := ok.Load()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if ok.Load() < before+100 {
 			return errors.New("not enough requests after the restart")
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // load invokes an endpoint from a few goroutines until stopped, counting
@@ -80,7 +82,7 @@ func TestBlueGreenCanaryUnderLoad(t *testing.T) {
 	s.createConfig(t, "bg-upper", "bg-upper", 2)
 
 	l := startLoad(t, s, "bg", 4)
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !l.seen("hello") {
 			return errors.New("no answers yet")
 		}
@@ -102,7 +104,7 @@ func TestBlueGreenCanaryUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// During the canary step both fleets answer.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.WaitFor(t, 20*time.Second, func() error {
 		if !l.seen("HELLO") {
 			return errors.New("the new fleet has not answered yet")
 		}
@@ -120,7 +122,7 @@ func TestBlueGreenCanaryUnderLoad(t *testing.T) {
 		t.Errorf("after the update = %q", got)
 	}
 	t.Logf("answers during the update: %v", bodies)
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if n := len(instancePIDs(t, s.dataDir)); n != 2 {
 			return errors.New("old fleet still running")
 		}
@@ -184,7 +186,7 @@ func TestShadowVariantAndDataCapture(t *testing.T) {
 	}
 	// Every request and response is captured in SageMaker's layout.
 	var records []map[string]any
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		records = nil
 		list, err := s.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("capture"), Prefix: aws.String("datacapture/sc/Prod/")})
 		if err != nil {

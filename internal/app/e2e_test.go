@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 	"github.com/aws/aws-sdk-go-v2/service/sagemakerruntime"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 func TestDeployAndInvoke(t *testing.T) {
@@ -125,7 +127,7 @@ func TestEndpointFailures(t *testing.T) {
 	s.createConfig(t, "crashy", "crashy", 1)
 	s.createEndpoint(t, "crashy", "crashy")
 	var reason string
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		d, err := s.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String("crashy")})
 		if err != nil {
 			return err
@@ -173,7 +175,7 @@ func TestCrashedInstanceIsRestarted(t *testing.T) {
 	if err := syscall.Kill(pid[0], syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		got, err := s.invoke(t, "phoenix", "again")
 		if err != nil {
 			return err
@@ -319,7 +321,7 @@ func TestHealthCheckTimeout(t *testing.T) {
 	s.createModel(t, "sleepy", map[string]string{"TESTSERVER_PING_DELAY": "1m"}, "")
 	s.createConfig(t, "sleepy", "sleepy", 1)
 	s.createEndpoint(t, "sleepy", "sleepy")
-	waitFor(t, 30*time.Second, func() error {
+	testutil.WaitFor(t, 30*time.Second, func() error {
 		d, err := s.sm.DescribeEndpoint(context.Background(), &sagemaker.DescribeEndpointInput{EndpointName: aws.String("sleepy")})
 		if err != nil {
 			return err

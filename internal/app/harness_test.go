@@ -62,8 +62,13 @@ func testConfig(t testing.TB, dataDir string) config.Config {
 // test ends.
 func startServer(t testing.TB, cfg config.Config) *server {
 	t.Helper()
+	return startServerLogging(t, cfg, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})))
+}
+
+// startServerLogging is startServer with berth's log going to logger.
+func startServerLogging(t testing.TB, cfg config.Config, logger *slog.Logger) *server {
+	t.Helper()
 	ctx := context.Background()
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Frameworks: builtin.Frameworks()})
 	if err != nil {
 		t.Fatal(err)
@@ -215,22 +220,6 @@ func (s *server) invoke(t *testing.T, name, body string) (string, error) {
 		return "", err
 	}
 	return string(out.Body), nil
-}
-
-// waitFor polls cond until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // apiError returns the AWS error code and message of err.

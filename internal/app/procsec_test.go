@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-io/berth/internal/config"
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // createModelErr runs CreateModel for a test-image container and returns
@@ -196,7 +197,7 @@ func TestFailureReasonsHideHostPaths(t *testing.T) {
 			s.createConfig(t, name, name, 1)
 			s.createEndpoint(t, name, name)
 			var reason string
-			waitFor(t, 20*time.Second, func() error {
+			testutil.WaitFor(t, 20*time.Second, func() error {
 				d, err := s.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
 				if err != nil {
 					return err
@@ -296,7 +297,7 @@ exec "$0"`
 		t.Fatalf("stdout logs: %v", logs)
 	}
 	var out []byte
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		out, _ = os.ReadFile(logs[0])
 		if !strings.Contains(string(out), "uid=") {
 			return fmt.Errorf("stdout.log = %q", out)

@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // TestFailedStartIsRetried: a model server whose first start fails does
@@ -57,7 +59,7 @@ func TestScaleUpRetriedUntilConverged(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.WaitFor(t, 20*time.Second, func() error {
 		d := s.status(t, "grow")
 		v := d.ProductionVariants[0]
 		if d.EndpointStatus != smtypes.EndpointStatusInService || aws.ToInt32(v.CurrentInstanceCount) != 3 || aws.ToString(d.FailureReason) != "" {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // TestFDsFlatOverEndpointLifecycles creates, invokes and deletes endpoints
@@ -38,7 +40,7 @@ func TestFDsFlatOverEndpointLifecycles(t *testing.T) {
 		if _, err := s.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String(name)}); err != nil {
 			t.Fatalf("DeleteEndpoint %s: %v", name, err)
 		}
-		waitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			_, err := s.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)})
 			if err == nil {
 				return errors.New("still there")
@@ -59,7 +61,7 @@ func TestFDsFlatOverEndpointLifecycles(t *testing.T) {
 	t.Logf("200 lifecycles in %s", time.Since(start))
 	const slack = 10
 	var after int
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		after = openFDs(t)
 		if after > before+slack {
 			return fmt.Errorf("open fds %d after 200 endpoint lifecycles, %d before", after, before)
@@ -98,7 +100,7 @@ func TestArtifactCacheEviction(t *testing.T) {
 		if _, err := s.sm.DeleteEndpoint(ctx, &sagemaker.DeleteEndpointInput{EndpointName: aws.String(name)}); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if _, err := s.sm.DescribeEndpoint(ctx, &sagemaker.DescribeEndpointInput{EndpointName: aws.String(name)}); err == nil {
 				return errors.New("endpoint still there")
 			}
@@ -129,7 +131,7 @@ func TestArtifactCacheEviction(t *testing.T) {
 			t.Fatalf("%d cached models, want the one in use", n)
 		}
 		deleteAll(t, s, "big")
-		waitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if c := cachedArtifacts(t, s.dataDir); len(c) > 0 {
 				return fmt.Errorf("still cached after the model was deleted: %v", c)
 			}

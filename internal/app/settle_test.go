@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 func (s *server) status(t *testing.T, name string) *sagemaker.DescribeEndpointOutput {
@@ -138,7 +140,7 @@ func TestEndpointSettleWaitShutdown(t *testing.T) {
 		s.sm.CreateEndpoint(context.Background(), &sagemaker.CreateEndpointInput{EndpointName: aws.String("slow"), EndpointConfigName: aws.String("slow")})
 		answered <- time.Now()
 	}()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		_, err := s.sm.DescribeEndpoint(context.Background(), &sagemaker.DescribeEndpointInput{EndpointName: aws.String("slow")})
 		return err
 	})

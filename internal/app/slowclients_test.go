@@ -24,8 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
 
-	"github.com/berth-io/berth/internal/app"
-	"github.com/berth-io/berth/internal/modelserver/builtin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // pidFiles returns the pid files of the server's model instances:
@@ -178,7 +177,7 @@ func TestStalledConnections(t *testing.T) {
 		t.Fatalf("invoke after: %q %v", got, err)
 	}
 	// The SDK clients' keep-alive connections go at the idle timeout.
-	waitFor(t, 4*timeout, func() error {
+	testutil.WaitFor(t, 4*timeout, func() error {
 		if n := s.app.OpenConns(); n != 0 {
 			return fmt.Errorf("%d client connections still open", n)
 		}
@@ -327,20 +326,7 @@ func TestFailedRequestsLogBounded(t *testing.T) {
 	counter := &lineCounter{marker: []byte("level=ERROR")}
 	logger := slog.New(slog.NewTextHandler(counter, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx := context.Background()
-	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Frameworks: builtin.Frameworks()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	})
-	s := &server{app: a, url: "http://" + a.Addr(), dataDir: cfg.DataDir}
-	s.sm, s.rt, s.s3 = clients(s.url)
+	s := startServerLogging(t, cfg, logger)
 	s.createModel(t, "zero", nil, "")
 	if _, err := s.sm.CreateEndpointConfig(ctx, &sagemaker.CreateEndpointConfigInput{
 		EndpointConfigName: aws.String("zero"),

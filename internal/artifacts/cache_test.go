@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // refs is a References over a set of sources and dirs the test changes.
@@ -86,13 +88,12 @@ func fetchOK(t *testing.T, f *Fetcher, src Source) string {
 // waitGone waits for the background trim to remove dir.
 func waitGone(t *testing.T, dir string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for isDir(dir) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still cached", filepath.Base(dir))
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if isDir(dir) {
+			return fmt.Errorf("%s still cached", filepath.Base(dir))
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // setUsed backdates a directory's last use.

@@ -43,6 +43,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-io/berth/internal/fsutil"
 	"github.com/berth-io/berth/internal/objstore"
 )
 
@@ -506,7 +507,7 @@ func (f *Fetcher) install(work, name string) (string, error) {
 		}
 		return "", fmt.Errorf("install unpacked model: %w", err)
 	}
-	if err := syncDir(f.cacheDir); err != nil {
+	if err := fsutil.SyncDir(f.cacheDir); err != nil {
 		return "", err
 	}
 	return final, nil
@@ -661,19 +662,4 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func isDir(p string) bool {
 	fi, err := os.Lstat(p)
 	return err == nil && fi.IsDir()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/objstore"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // memStore is a minimal in-memory objstore.Store for these tests, until the
@@ -474,7 +475,7 @@ func TestFetchCoalesces(t *testing.T) {
 		wg.Go(func() { dirs[i], errs[i] = f.Fetch(t.Context(), src) })
 	}
 	key := "s3\x00b\x00m.tar.gz\x00false"
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if w := f.flight.waiting(key); w != n-1 {
 			return fmt.Errorf("%d callers waiting", w)
 		}
@@ -506,7 +507,7 @@ func TestFetchLeaderCancelled(t *testing.T) {
 		_, err := f.Fetch(leaderCtx, src)
 		leaderErr <- err
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if store.getCount() != 1 {
 			return errors.New("leader has not reached Get")
 		}
@@ -521,7 +522,7 @@ func TestFetchLeaderCancelled(t *testing.T) {
 		dir, err := f.Fetch(t.Context(), src)
 		follower <- result{dir, err}
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if f.flight.waiting(key) != 1 {
 			return errors.New("follower not waiting")
 		}
@@ -580,24 +581,6 @@ func TestSweep(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
-
 // Two Fetchers on one cache directory (two berth processes) racing to
 // install the same content both end up with the one directory.
 func TestFetchSharedCacheRace(t *testing.T) {
@@ -619,7 +602,7 @@ func TestFetchSharedCacheRace(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { dir1, err1 = f1.Fetch(t.Context(), Source{URL: "s3://b/one.tar.gz"}) })
 	wg.Go(func() { dir2, err2 = f2.Fetch(t.Context(), Source{URL: "s3://b/two.tar.gz"}) })
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := store.getCount(); n != 2 {
 			return fmt.Errorf("%d Gets started", n)
 		}
@@ -637,4 +620,15 @@ func TestFetchSharedCacheRace(t *testing.T) {
 	if len(ents) != 1 || ents[0].Name() != "unpack-crashed" {
 		t.Errorf("work directories after Fetch = %v, want only the crashed one", ents)
 	}
+}
+
+// waiting reports how many callers are waiting on the in-flight call for
+// key.
+func (g *flight) waiting(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.calls[key]; ok {
+		return c.waiters
+	}
+	return 0
 }

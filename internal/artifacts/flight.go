@@ -63,17 +63,6 @@ func (g *flight) lead(key string, c *call, fn func() (string, error)) {
 	c.dir, c.err = fn()
 }
 
-// waiting reports how many callers are waiting on the in-flight call for
-// key.
-func (g *flight) waiting(key string) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if c, ok := g.calls[key]; ok {
-		return c.waiters
-	}
-	return 0
-}
-
 var errPanicked = errors.New("artifact fetch panicked")
 
 func isContextErr(err error) bool {

@@ -28,7 +28,7 @@ func FuzzUnpack(f *testing.F) {
 	f.Fuzz(func(t *testing.T, archive []byte) {
 		parent := t.TempDir()
 		dest := filepath.Join(parent, "model")
-		_ = Unpack(bytes.NewReader(archive), dest, Limits{MaxBytes: 32 << 10, MaxFiles: 64})
+		_ = unpack(bytes.NewReader(archive), dest, Limits{MaxBytes: 32 << 10, MaxFiles: 64}, false)
 		assertContained(t, parent, dest)
 	})
 }

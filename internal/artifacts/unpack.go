@@ -93,9 +93,9 @@ func unsafeEntry(name, format string, args ...any) error {
 	return &EntryError{Name: name, Reason: fmt.Sprintf(format, args...), Kind: ErrUnsafeEntry}
 }
 
-// Unpack extracts a tar archive, gzip-compressed or not (detected by its
+// unpack extracts a tar archive, gzip-compressed or not (detected by its
 // magic bytes), into dest, creating dest if needed. dest should be empty:
-// Unpack is meant to fill a fresh directory that is renamed into place once
+// unpack is meant to fill a fresh directory that is renamed into place once
 // complete.
 //
 // What is accepted:
@@ -114,13 +114,10 @@ func unsafeEntry(name, format string, args ...any) error {
 // ever written through a symlink). All writes go through an os.Root opened
 // on dest as a second line of defence.
 //
-// Unpack stops with ErrTooLarge once more than limits.MaxBytes have been
+// unpack stops with ErrTooLarge once more than limits.MaxBytes have been
 // written or more than limits.MaxFiles entries created. On error dest may
-// hold a partial tree; the caller removes it.
-func Unpack(r io.Reader, dest string, limits Limits) error {
-	return unpack(r, dest, limits, false)
-}
-
+// hold a partial tree; the caller removes it. durable fsyncs every file and
+// directory written, for a tree that must survive a crash once renamed.
 func unpack(r io.Reader, dest string, limits Limits, durable bool) error {
 	limits = limits.withDefaults()
 	if err := os.MkdirAll(dest, 0o755); err != nil {

@@ -282,7 +282,7 @@ func TestUnpack(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dest := filepath.Join(t.TempDir(), "model")
-			err := Unpack(bytes.NewReader(tt.archive(t)), dest, tt.limits)
+			err := unpack(bytes.NewReader(tt.archive(t)), dest, tt.limits, false)
 			switch {
 			case tt.wantErr == nil && tt.wantMsg == "" && err != nil:
 				t.Fatalf("Unpack: %v", err)

@@ -24,10 +24,9 @@ import (
 // Services are the protocol handlers behind the one port. A nil handler
 // answers UnknownOperationException.
 type Services struct {
-	SageMaker   http.Handler // awsJson1_1, X-Amz-Target: SageMaker.<Op>
-	Runtime     http.Handler // restJson1, /endpoints/{name}/...
-	S3          http.Handler // the embedded object store
-	AutoScaling http.Handler // awsJson1_1, X-Amz-Target: AnyScaleFrontendService.<Op>
+	SageMaker http.Handler // awsJson1_1, X-Amz-Target: SageMaker.<Op>
+	Runtime   http.Handler // restJson1, /endpoints/{name}/...
+	S3        http.Handler // the embedded object store
 	// Extra serves paths of berth's own (for example /metrics) for
 	// unsigned GET requests. They are never authenticated.
 	Extra map[string]http.Handler
@@ -53,14 +52,12 @@ const (
 	protoSageMaker
 	protoRuntime
 	protoS3
-	protoAutoScaling
 )
 
 // Service names as they appear in SigV4 credential scopes.
 const (
-	scopeSageMaker   = "sagemaker"
-	scopeS3          = "s3"
-	scopeAutoScaling = "application-autoscaling"
+	scopeSageMaker = "sagemaker"
+	scopeS3        = "s3"
 )
 
 // NewHandler returns the handler that routes each request to its service.
@@ -145,8 +142,6 @@ func (rt *router) pick(r *http.Request) (http.Handler, protocol) {
 		return rt.s.Runtime, protoRuntime
 	case scopeS3:
 		return rt.s.S3, protoS3
-	case scopeAutoScaling:
-		return nilIfUnset(rt.s.AutoScaling, strings.HasPrefix(target, "AnyScaleFrontendService.")), protoAutoScaling
 	case "":
 		// Unsigned: decide by target, then by path.
 	default:
@@ -155,8 +150,6 @@ func (rt *router) pick(r *http.Request) (http.Handler, protocol) {
 	switch {
 	case strings.HasPrefix(target, "SageMaker."):
 		return rt.s.SageMaker, protoSageMaker
-	case strings.HasPrefix(target, "AnyScaleFrontendService."):
-		return rt.s.AutoScaling, protoAutoScaling
 	case target != "":
 		return nil, protoNone
 	case strings.HasPrefix(r.URL.Path, "/endpoints/"):

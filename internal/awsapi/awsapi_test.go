@@ -14,7 +14,7 @@ func TestServiceSelection(t *testing.T) {
 	mk := func(name string) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Service", name) })
 	}
-	h := NewHandler(Services{SageMaker: mk("sagemaker"), Runtime: mk("runtime"), S3: mk("s3"), AutoScaling: mk("autoscaling"),
+	h := NewHandler(Services{SageMaker: mk("sagemaker"), Runtime: mk("runtime"), S3: mk("s3"),
 		Extra: map[string]http.Handler{"/metrics": mk("metrics")}}, discardLogger())
 	sig := func(svc string) string {
 		return "AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/" + svc + "/aws4_request, SignedHeaders=host, Signature=abc"
@@ -25,7 +25,10 @@ func TestServiceSelection(t *testing.T) {
 		{"signed control plane", "POST", "/", sig("sagemaker"), "SageMaker.ListModels", "", "sagemaker"},
 		{"signed runtime", "POST", "/endpoints/e/invocations", sig("sagemaker"), "", "", "runtime"},
 		{"signed s3 on a bucket named endpoints", "PUT", "/endpoints/invocations", sig("s3"), "", "", "s3"},
-		{"signed autoscaling", "POST", "/", sig("application-autoscaling"), "AnyScaleFrontendService.RegisterScalableTarget", "", "autoscaling"},
+		// Application Auto Scaling is not served yet: a clear
+		// UnknownOperationException, signed or not.
+		{"signed autoscaling", "POST", "/", sig("application-autoscaling"), "AnyScaleFrontendService.RegisterScalableTarget", "", ""},
+		{"unsigned autoscaling", "POST", "/", "", "AnyScaleFrontendService.RegisterScalableTarget", "", ""},
 		{"presigned s3", "GET", "/b/k", "", "", "X-Amz-Credential=AKID%2F20260101%2Fus-east-1%2Fs3%2Faws4_request", "s3"},
 		{"unsigned control plane", "POST", "/", "", "SageMaker.ListModels", "", "sagemaker"},
 		{"unsigned runtime", "POST", "/endpoints/e/invocations", "", "", "", "runtime"},

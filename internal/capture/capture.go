@@ -48,7 +48,11 @@ type Options struct {
 	// QueueSize bounds the records waiting to be written.
 	QueueSize int
 	// Now returns the current time; time.Now by default.
-	Now    func() time.Time
+	Now func() time.Time
+	// Ticker returns a channel that ticks every d and a function that
+	// stops it; a time.Ticker by default. Tests tick it by hand to flush
+	// without waiting for FlushInterval.
+	Ticker func(d time.Duration) (ticks <-chan time.Time, stop func())
 	Logger *slog.Logger
 }
 
@@ -84,6 +88,12 @@ func New(endpoint string, cfg Config, objects objstore.Store, opts Options) *Wri
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Ticker == nil {
+		opts.Ticker = func(d time.Duration) (<-chan time.Time, func()) {
+			t := time.NewTicker(d)
+			return t.C, t.Stop
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -137,8 +147,8 @@ func (w *Writer) Close() {
 
 func (w *Writer) run() {
 	defer close(w.done)
-	ticker := time.NewTicker(w.opts.FlushInterval)
-	defer ticker.Stop()
+	ticks, stop := w.opts.Ticker(w.opts.FlushInterval)
+	defer stop()
 	var batch []router.CaptureEvent
 	flush := func() {
 		if len(batch) > 0 {
@@ -153,7 +163,7 @@ func (w *Writer) run() {
 			if len(batch) >= w.opts.MaxBatch {
 				flush()
 			}
-		case <-ticker.C:
+		case <-ticks:
 			flush()
 		case <-w.stop:
 			for {

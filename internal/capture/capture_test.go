@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,17 +13,25 @@ import (
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
 	"github.com/berth-io/berth/internal/router"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
-func TestWriterLayout(t *testing.T) {
-	ctx := context.Background()
+// newStore returns an object store on disk holding bucket.
+func newStore(t *testing.T, bucket string) *disk.Store {
+	t.Helper()
 	store, err := disk.Open(t.TempDir(), disk.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CreateBucket(ctx, "cap"); err != nil {
+	if err := store.CreateBucket(context.Background(), bucket); err != nil {
 		t.Fatal(err)
 	}
+	return store
+}
+
+func TestWriterLayout(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t, "cap")
 	now := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	w := New("ep", Config{
 		Destination:        objstore.S3URI{Bucket: "cap", Key: "prefix/"},
@@ -105,5 +114,54 @@ func TestWriterDropsWhenFull(t *testing.T) {
 	// A missing bucket loses the records but never blocks or panics.
 	if w.Written() != 0 || w.Dropped() != 100 {
 		t.Errorf("written %d dropped %d", w.Written(), w.Dropped())
+	}
+}
+
+// TestWriterFlushesOnTick: a record waits in the batch until the flush
+// interval ticks, then is written without Close.
+func TestWriterFlushesOnTick(t *testing.T) {
+	ctx := context.Background()
+	store := newStore(t, "cap")
+	ticks := make(chan time.Time)
+	var interval time.Duration
+	stopped := make(chan struct{})
+	w := New("ep", Config{Destination: objstore.S3URI{Bucket: "cap"}, SamplingPercentage: 100, Input: true}, store, Options{
+		FlushInterval: 7 * time.Second,
+		Ticker: func(d time.Duration) (<-chan time.Time, func()) {
+			interval = d
+			return ticks, func() { close(stopped) }
+		},
+	})
+	w.Capture(router.CaptureEvent{Endpoint: "ep", Variant: "A", EventID: "e1", Time: time.Now(), RequestContentType: "text/csv", RequestBody: []byte("1")})
+	// Once the writer took the event off its queue, only a tick (or
+	// Close) writes it.
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if n := len(w.queue); n != 0 {
+			return fmt.Errorf("%d events queued", n)
+		}
+		return nil
+	})
+	if n := w.Written(); n != 0 {
+		t.Fatalf("%d records written before the flush interval passed", n)
+	}
+	ticks <- time.Now()
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if n := w.Written(); n != 1 {
+			return fmt.Errorf("%d records written after the tick", n)
+		}
+		return nil
+	})
+	list, err := store.List(ctx, "cap", objstore.ListOptions{Prefix: "ep/A/"})
+	if err != nil || len(list.Objects) != 1 {
+		t.Fatalf("files after the tick: %+v %v", list, err)
+	}
+	w.Close()
+	if interval != 7*time.Second {
+		t.Errorf("ticker interval %s, want the flush interval", interval)
+	}
+	select {
+	case <-stopped:
+	default:
+		t.Error("Close left the ticker running")
 	}
 }

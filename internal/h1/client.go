@@ -32,6 +32,9 @@ type ClientOptions struct {
 	MaxHeaderBytes int
 	// Dial, if set, opens new connections instead of a net.Dialer (tests).
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Now returns the current time, for the age of idle connections;
+	// time.Now by default. Tests advance it instead of waiting.
+	Now func() time.Time
 }
 
 // Client sends HTTP/1.1 requests over pooled keep-alive connections, each
@@ -84,6 +87,9 @@ func NewClient(opts ClientOptions) *Client {
 	}
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	c := &Client{opts: opts}
 	c.dialer.Timeout = opts.DialTimeout
@@ -259,7 +265,7 @@ func (c *Client) pool(addr string) *hostPool {
 	if v, ok := c.pools.Load(addr); ok {
 		return v.(*hostPool)
 	}
-	v, _ := c.pools.LoadOrStore(addr, &hostPool{max: c.opts.MaxIdlePerHost})
+	v, _ := c.pools.LoadOrStore(addr, &hostPool{max: c.opts.MaxIdlePerHost, now: c.opts.Now})
 	return v.(*hostPool)
 }
 
@@ -358,6 +364,7 @@ type hostPool struct {
 	idle   []*pconn            // oldest first
 	live   map[*pconn]struct{} // every open connection, idle or busy, for Abort
 	max    int
+	now    func() time.Time
 	closed bool
 }
 
@@ -377,7 +384,7 @@ func (hp *hostPool) get(idleTimeout time.Duration) *pconn {
 		pc := hp.idle[n-1]
 		hp.idle[n-1] = nil
 		hp.idle = hp.idle[:n-1]
-		idle := time.Since(pc.idleAt)
+		idle := hp.now().Sub(pc.idleAt)
 		if idle > idleTimeout {
 			// Everything below is older still.
 			stale := append([]*pconn(nil), hp.idle...)
@@ -400,7 +407,7 @@ func (hp *hostPool) get(idleTimeout time.Duration) *pconn {
 }
 
 func (hp *hostPool) put(pc *pconn) {
-	pc.idleAt = time.Now()
+	pc.idleAt = hp.now()
 	var evict *pconn
 	hp.mu.Lock()
 	if hp.closed {

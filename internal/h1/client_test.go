@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // echoHandler answers with the request body, its Content-Type and custom
@@ -228,7 +230,7 @@ func TestClientPeekDetectsClosedIdle(t *testing.T) {
 		t.Fatal("open connection reported closed")
 	}
 	srv.CloseClientConnections()
-	waitFor(t, 2*time.Second, func() error {
+	testutil.WaitFor(t, 2*time.Second, func() error {
 		if pc.alive() {
 			return errors.New("closed connection still reported alive")
 		}
@@ -517,33 +519,43 @@ func TestClientConcurrent(t *testing.T) {
 	t.Logf("%d connections for 1600 requests", conns.Load())
 }
 
+// fakeClock is a time source the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
 func TestClientIdleTimeout(t *testing.T) {
 	srv, conns := countingServer(t, echoHandler)
-	c := NewClient(ClientOptions{IdleTimeout: 20 * time.Millisecond})
+	clock := newFakeClock()
+	c := NewClient(ClientOptions{IdleTimeout: 20 * time.Millisecond, Now: clock.Now})
 	defer c.Close()
 	post(t, c, addrOf(srv), "/", []byte("a"), 10)
-	time.Sleep(40 * time.Millisecond) // let the pooled connection expire
+	clock.Advance(10 * time.Millisecond)
+	post(t, c, addrOf(srv), "/", []byte("a"), 10) // reused: not idle long enough to expire
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1 (idle connection not reused before the timeout)", n)
+	}
+	clock.Advance(40 * time.Millisecond) // the pooled connection expires
 	if _, _, err := post(t, c, addrOf(srv), "/", []byte("a"), 10); err != nil {
 		t.Fatal(err)
 	}
 	if n := conns.Load(); n != 2 {
 		t.Fatalf("%d connections, want 2 (expired idle connection reused)", n)
-	}
-}
-
-// waitFor polls fn until it returns nil or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -672,11 +684,12 @@ func TestClientAbort(t *testing.T) {
 // passed while it sat idle.
 func TestClientReusesConnectionPastItsDeadline(t *testing.T) {
 	srv, conns := countingServer(t, echoHandler)
-	c := NewClient(ClientOptions{})
+	clock := newFakeClock()
+	c := NewClient(ClientOptions{Now: clock.Now})
 	defer c.Close()
 	for i := range 2 {
-		resp, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("x"),
-			Deadline: time.Now().Add(50 * time.Millisecond)})
+		deadline := time.Now().Add(50 * time.Millisecond)
+		resp, err := c.Do(context.Background(), addrOf(srv), &Request{Path: "/", Body: []byte("x"), Deadline: deadline})
 		if err != nil {
 			t.Fatalf("request %d: %v", i, err)
 		}
@@ -684,7 +697,10 @@ func TestClientReusesConnectionPastItsDeadline(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Close()
-		time.Sleep(2 * peekAfter) // past the deadline and old enough to be checked
+		// The socket's deadline passes in real time; the idle age that
+		// makes the pool check the connection is the client's clock.
+		time.Sleep(time.Until(deadline) + 10*time.Millisecond)
+		clock.Advance(2 * peekAfter)
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections, want 1", n)

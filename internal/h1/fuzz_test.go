@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 )
 
 var requestSeeds = []string{
@@ -118,7 +119,7 @@ func FuzzParseResponse(f *testing.F) {
 		c1, c2 := net.Pipe()
 		c2.Close()
 		defer c1.Close()
-		pc := &pconn{nc: c1, pool: &hostPool{max: 1}, buf: append(make([]byte, 0, 4096), data...)}
+		pc := &pconn{nc: c1, pool: &hostPool{max: 1, now: time.Now}, buf: append(make([]byte, 0, 4096), data...)}
 		pc.sock.init(c1)
 		pc.buf = pc.buf[:max(len(data), 4096)]
 		pc.r, pc.w = end, len(data)

@@ -1,22 +1,24 @@
 package h1
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // waitCond polls cond for up to 5 s.
 func waitCond(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s", what)
+	testutil.WaitFor(t, 5*time.Second, func() error {
+		if !cond() {
+			return errors.New(what)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestFrontMaxConns: at the cap, further connections are not accepted

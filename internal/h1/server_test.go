@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // invocationMatch is the matcher berth's runtime API would use.
@@ -345,7 +347,7 @@ func TestFrontConcurrentAndNoLeaks(t *testing.T) {
 	}
 	<-served
 	tr.CloseIdleConnections()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := runtime.NumGoroutine(); n > base {
 			return fmt.Errorf("%d goroutines, %d before", n, base)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // testInstance is an Instance over an httptest server.
@@ -404,10 +405,12 @@ func TestShadowAndCapture(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("shadow got no copy")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for met.count("shadow") == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, 10*time.Second, func() error {
+		if met.count("shadow") == 0 {
+			return errors.New("no shadow invocation counted")
+		}
+		return nil
+	})
 	if met.count("shadow") != 1 || met.count("prod") != 1 {
 		t.Errorf("metrics: %v", met.obs)
 	}

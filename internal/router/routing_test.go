@@ -17,6 +17,7 @@ import (
 
 	"github.com/berth-io/berth/internal/fault"
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 func TestMain(m *testing.M) { os.Exit(testserverbin.Run(m)) }
@@ -57,7 +58,7 @@ func startModel(t *testing.T, env ...string) *model {
 		cmd.Wait()
 	})
 	m := &model{testInstance: testInstance{url: "http://127.0.0.1:" + port}}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		resp, err := http.Get(m.url + "/ping")
 		if err != nil {
 			return err
@@ -85,21 +86,6 @@ func (m *model) inflight(t *testing.T) (now, most int) {
 		t.Fatalf("inflight %q: %v", b, err)
 	}
 	return now, most
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // slots returns the capped requests running on st and those waiting.
@@ -276,7 +262,7 @@ func TestInstanceCapCancelAndTimeout(t *testing.T) {
 		_, err := r.Invoke(context.Background(), "ep", Request{Header: sleepHeader("1s")})
 		held <- err
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if now, _ := m.inflight(t); now != 1 {
 			return fmt.Errorf("%d in flight", now)
 		}
@@ -291,7 +277,7 @@ func TestInstanceCapCancelAndTimeout(t *testing.T) {
 			queued <- err
 		}()
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if _, waiting := st.slots(); waiting != 4 {
 			return fmt.Errorf("%d waiting", waiting)
 		}
@@ -355,7 +341,7 @@ func TestLeastOutstandingCountsQueued(t *testing.T) {
 			}
 		}()
 		// One at a time, so each pick sees the previous ones counted.
-		waitFor(t, 5*time.Second, func() error {
+		testutil.WaitFor(t, 5*time.Second, func() error {
 			if n := r.Outstanding(a) + r.Outstanding(b); n != int64(i+1) {
 				return fmt.Errorf("%d outstanding", n)
 			}
@@ -375,7 +361,7 @@ func TestAbandonWakesQueued(t *testing.T) {
 	r := newRouter(t, Options{Timeout: time.Minute})
 	r.Publish(&Endpoint{Name: "ep", Variants: []*Variant{{Name: "v", Weight: 1, MaxConcurrency: 1, Instances: []Instance{m}}}})
 	go r.Invoke(context.Background(), "ep", Request{Header: sleepHeader("2s")})
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if running, _ := r.states[m].slots(); running != 1 {
 			return fmt.Errorf("%d running", running)
 		}
@@ -386,7 +372,7 @@ func TestAbandonWakesQueued(t *testing.T) {
 		_, err := r.Invoke(context.Background(), "ep", Request{})
 		queued <- err
 	}()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if _, waiting := r.states[m].slots(); waiting != 1 {
 			return fmt.Errorf("%d waiting", waiting)
 		}

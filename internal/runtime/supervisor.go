@@ -75,6 +75,9 @@ type SupervisorOptions struct {
 	DialHealth func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// After waits out a restart delay; default time.After. With Now it
+	// lets tests check the backoff without waiting for it.
+	After func(d time.Duration) <-chan time.Time
 }
 
 // SetDefaults fills in the zero fields.
@@ -100,6 +103,9 @@ func (o *SupervisorOptions) SetDefaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
 	}
 }
 
@@ -441,8 +447,8 @@ func (c *container) supervise(ctx context.Context, r ContainerRun) {
 	defer close(c.done)
 	o := c.opts()
 	bo := newBackoff(o.BackoffMin, o.BackoffMax, o.BackoffReset)
+	healthySince := o.Now() // r is ready
 	for {
-		healthySince := o.Now()
 		reason := c.watch(ctx, r)
 		c.healthy.Store(false)
 		if ctx.Err() != nil && c.in.detached.Load() {
@@ -460,6 +466,7 @@ func (c *container) supervise(ctx context.Context, r ContainerRun) {
 		if r = c.restart(ctx, bo); r == nil {
 			return
 		}
+		healthySince = o.Now()
 		c.healthy.Store(true)
 	}
 }
@@ -505,13 +512,12 @@ func (c *container) watch(ctx context.Context, r ContainerRun) string {
 // restart starts new runs, after backoff delays, until one is ready. It
 // returns nil if ctx is cancelled first.
 func (c *container) restart(ctx context.Context, bo *backoff) ContainerRun {
+	o := c.opts()
 	for {
-		t := time.NewTimer(bo.next())
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			return nil
-		case <-t.C:
+		case <-o.After(bo.next()):
 		}
 		r, err := c.drv.Launch()
 		if err != nil {

@@ -122,8 +122,8 @@ func TestOpenMigratesPreVersionDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open a database written before schema versions: %v", err)
 	}
-	if v := userVersion(t, s.w); v != SchemaVersion() {
-		t.Errorf("user_version after open = %d, want %d", v, SchemaVersion())
+	if v := userVersion(t, s.w); v != schemaVersion() {
+		t.Errorf("user_version after open = %d, want %d", v, schemaVersion())
 	}
 	if ddl := tableSQL(t, s.w, "resources"); ddl != oldDDL {
 		t.Errorf("resources table changed:\n%s\nwas:\n%s", ddl, oldDDL)
@@ -160,7 +160,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	newer := SchemaVersion() + 1
+	newer := schemaVersion() + 1
 	db := rawDB(t, dir)
 	if _, err := db.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, newer)); err != nil {
 		t.Fatal(err)
@@ -169,10 +169,10 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 
 	_, err = Open(ctx, dir)
 	var sv *SchemaVersionError
-	if !errors.As(err, &sv) || sv.Found != newer || sv.Supported != SchemaVersion() {
+	if !errors.As(err, &sv) || sv.Found != newer || sv.Supported != schemaVersion() {
 		t.Fatalf("open a newer database: %v, want a SchemaVersionError", err)
 	}
-	want := fmt.Sprintf("database schema version %d is newer than this berth supports (%d); use a newer berth", newer, SchemaVersion())
+	want := fmt.Sprintf("database schema version %d is newer than this berth supports (%d); use a newer berth", newer, schemaVersion())
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
@@ -346,8 +346,8 @@ func TestOpenV0Fixture(t *testing.T) {
 		t.Fatalf("open the fixture: %v", err)
 	}
 	defer s.Close()
-	if v := userVersion(t, s.w); v != SchemaVersion() {
-		t.Errorf("user_version %d after open, want %d", v, SchemaVersion())
+	if v := userVersion(t, s.w); v != schemaVersion() {
+		t.Errorf("user_version %d after open, want %d", v, schemaVersion())
 	}
 	if ddl := tableSQL(t, s.w, "resources"); ddl != oldDDL {
 		t.Errorf("resources table changed:\n%s\nwas:\n%s", ddl, oldDDL)
@@ -368,3 +368,6 @@ func TestOpenV0Fixture(t *testing.T) {
 		}
 	}
 }
+
+// schemaVersion is the schema version this binary writes.
+func schemaVersion() int { return len(migrations) }

@@ -110,9 +110,6 @@ CREATE TABLE IF NOT EXISTS resources (
 );`},
 }
 
-// SchemaVersion is the schema version this binary writes.
-func SchemaVersion() int { return len(migrations) }
-
 // Open opens (creating if needed) the database file berth.db in dir and
 // brings its schema to the current version.
 func Open(ctx context.Context, dir string) (*Store, error) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
@@ -62,28 +63,10 @@ func startServer(t *testing.T, env map[string]string) *running {
 	return s
 }
 
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
-
 // waitListening polls until the server accepts connections.
 func (s *running) waitListening(t *testing.T) {
 	t.Helper()
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		select {
 		case <-s.done:
 			t.Fatalf("server exited: %v; stderr: %s", s.err, s.stderr)
@@ -200,7 +183,7 @@ func TestModelRouteAndInflight(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if _, body := do(t, "GET", s.url+"/inflight", "", "", nil); body != "3 3" {
 			return fmt.Errorf("inflight %q, want \"3 3\"", body)
 		}
@@ -234,7 +217,7 @@ func TestPing(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("early ping = %d, want 503", resp.StatusCode)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if resp, _ := do(t, "GET", s.url+"/ping", "", "", nil); resp.StatusCode != http.StatusOK {
 			return fmt.Errorf("ping answered %d", resp.StatusCode)
 		}

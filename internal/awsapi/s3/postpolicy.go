@@ -57,11 +57,10 @@ const (
 )
 
 type postGuard struct {
-	next    http.Handler
-	lookup  SecretLookup
-	now     func() time.Time
-	dir     string // for spooled files; "" is the system's temporary dir
-	domains []string
+	next   http.Handler
+	lookup SecretLookup
+	now    func() time.Time
+	dir    string // for spooled files; "" is the system's temporary dir
 }
 
 // postError is an S3 error a browser upload is refused with.

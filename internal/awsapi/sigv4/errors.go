@@ -59,7 +59,6 @@ var (
 	errSkewed       = fail(Skewed, "the difference between the request time and the server's time is too large: check the client's clock")
 	errExpired      = fail(Expired, "request has expired")
 	errPayload      = fail(PayloadMismatch, "the provided x-amz-content-sha256 header does not match what was computed")
-	errNoSHA        = fail(MissingContentSHA256, "missing required header for this request: x-amz-content-sha256")
 	errBadChunk     = fail(BadChunk, "the chunk signature does not match, or the aws-chunked body is malformed")
 	errHostUnsigned = fail(Malformed, "the Host header must be one of the SignedHeaders")
 	errAlgorithm    = fail(Malformed, "unsupported signing algorithm: only AWS4-HMAC-SHA256 is accepted")

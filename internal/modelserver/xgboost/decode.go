@@ -118,22 +118,6 @@ func unpickleBooster(b []byte) ([]byte, error) {
 	return b[:n], nil
 }
 
-// DecodeJSON reads a JSON model.
-func DecodeJSON(b []byte) (*Booster, error) { return decodeWith(decodeTree(parseJSONModel(b))) }
-
-// DecodeUBJSON reads a UBJSON model.
-func DecodeUBJSON(b []byte) (*Booster, error) { return decodeWith(decodeTree(parseUBJSONModel(b))) }
-
-// DecodeBinary reads a legacy binary model.
-func DecodeBinary(b []byte) (*Booster, error) { return decodeWith(decodeBinary(b)) }
-
-func decodeWith(raw *rawModel, err error) (*Booster, error) {
-	if err != nil {
-		return nil, err
-	}
-	return raw.build()
-}
-
 // maxModelBytes bounds the size of a model file we read.
 const maxModelBytes = 2 << 30
 

@@ -53,7 +53,7 @@ func checkDecoded(t *testing.T, b *Booster, err error) {
 func FuzzDecodeJSON(f *testing.F) {
 	fuzzSeeds(f, "model.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := DecodeJSON(data)
+		b, err := fuzzJSON(data)
 		checkDecoded(t, b, err)
 	})
 }
@@ -61,7 +61,7 @@ func FuzzDecodeJSON(f *testing.F) {
 func FuzzDecodeUBJSON(f *testing.F) {
 	fuzzSeeds(f, "model.ubj")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := DecodeUBJSON(data)
+		b, err := fuzzUBJSON(data)
 		checkDecoded(t, b, err)
 	})
 }
@@ -69,7 +69,7 @@ func FuzzDecodeUBJSON(f *testing.F) {
 func FuzzDecodeBinary(f *testing.F) {
 	fuzzSeeds(f, "xgboost-model")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := DecodeBinary(data)
+		b, err := fuzzBinary(data)
 		checkDecoded(t, b, err)
 		b, err = Decode(data)
 		checkDecoded(t, b, err)
@@ -98,4 +98,20 @@ func TestTruncatedModels(t *testing.T) {
 			checkDecoded(t, m, err)
 		}
 	}
+}
+
+// fuzzJSON reads a JSON model.
+func fuzzJSON(b []byte) (*Booster, error) { return decodeWith(decodeTree(parseJSONModel(b))) }
+
+// fuzzUBJSON reads a UBJSON model.
+func fuzzUBJSON(b []byte) (*Booster, error) { return decodeWith(decodeTree(parseUBJSONModel(b))) }
+
+// fuzzBinary reads a legacy binary model.
+func fuzzBinary(b []byte) (*Booster, error) { return decodeWith(decodeBinary(b)) }
+
+func decodeWith(raw *rawModel, err error) (*Booster, error) {
+	if err != nil {
+		return nil, err
+	}
+	return raw.build()
 }

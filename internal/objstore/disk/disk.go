@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-io/berth/internal/fsutil"
 	"github.com/berth-io/berth/internal/objstore"
 )
 
@@ -135,7 +136,7 @@ func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
 		_ = os.RemoveAll(dir)
 		return fmt.Errorf("create bucket %q: %w", bucket, err)
 	}
-	if err := syncDir(s.root); err != nil {
+	if err := fsutil.SyncDir(s.root); err != nil {
 		return fmt.Errorf("create bucket %q: %w", bucket, err)
 	}
 	return nil
@@ -172,7 +173,7 @@ func (s *Store) DeleteBucket(ctx context.Context, bucket string) error {
 		_ = os.Remove(trash)
 		return fmt.Errorf("delete bucket %q: %w", bucket, err)
 	}
-	if err := syncDir(s.root); err != nil {
+	if err := fsutil.SyncDir(s.root); err != nil {
 		return fmt.Errorf("delete bucket %q: %w", bucket, err)
 	}
 	if err := os.RemoveAll(trash); err != nil {
@@ -282,19 +283,5 @@ func (s *Store) writeFileAtomic(path string, data []byte) error {
 		_ = os.Remove(tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-// syncDir flushes a directory's entries, making renames and creations in
-// it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return fsutil.SyncDir(filepath.Dir(path))
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/berth-io/berth/internal/fsutil"
 	"github.com/berth-io/berth/internal/objstore"
 )
 
@@ -150,7 +151,7 @@ func (s *Store) moveIntoPlace(tmp, path, bucketDir string) error {
 			return err
 		}
 		if err = os.Rename(tmp, path); err == nil {
-			return syncDir(dir)
+			return fsutil.SyncDir(dir)
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return err
@@ -178,7 +179,7 @@ func ensureDir(dir, stop string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	return syncDir(parent)
+	return fsutil.SyncDir(parent)
 }
 
 // ctxReader stops reading once ctx is done.
@@ -322,7 +323,7 @@ func (s *Store) Delete(ctx context.Context, bucket, key string) error {
 	}
 	bucketDir := s.bucketDir(bucket)
 	dir := filepath.Dir(path)
-	if err := syncDir(dir); err != nil {
+	if err := fsutil.SyncDir(dir); err != nil {
 		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
 	}
 	// Remove the directories the key emptied; Remove fails harmlessly on

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // The scripts below run as "sh -c <script> <testserver>", so "$0" is the
@@ -63,7 +64,7 @@ func groupMembers(pgid int) []int {
 func grandchildOf(t *testing.T, leader int) int {
 	t.Helper()
 	var gc int
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		for _, pid := range groupMembers(leader) {
 			if pid != leader {
 				gc = pid
@@ -77,7 +78,7 @@ func grandchildOf(t *testing.T, leader int) int {
 
 func waitDead(t *testing.T, timeout time.Duration, pids ...int) {
 	t.Helper()
-	waitFor(t, timeout, func() error {
+	testutil.WaitFor(t, timeout, func() error {
 		for _, pid := range pids {
 			if alive(pid) {
 				return fmt.Errorf("process %d still runs", pid)
@@ -158,7 +159,7 @@ func TestCrashKillsGrandchildren(t *testing.T) {
 	if err := syscall.Kill(leader, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if in.Restarts() != 1 || !in.Healthy() {
 			return fmt.Errorf("restarts=%d healthy=%v", in.Restarts(), in.Healthy())
 		}

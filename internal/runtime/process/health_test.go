@@ -3,38 +3,19 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
-
-// lockedBuffer is a log destination the supervising goroutines and the
-// test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestHealthCheckOwnFault: health checks that fail because berth itself
 // cannot open a socket (EMFILE, ENFILE, ENOBUFS) neither mark the instance
@@ -54,7 +35,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 		}
 		return d.DialContext(ctx, network, addr)
 	}
-	var logs lockedBuffer
+	var logs testutil.Buffer
 	opts.StateDir = t.TempDir()
 	r, err := New(opts)
 	if err != nil {
@@ -76,7 +57,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 		fail.Store(error(errno))
 		start := dials.Load()
 		// Ten times the failure threshold, at least.
-		waitFor(t, 10*time.Second, func() error {
+		testutil.WaitFor(t, 10*time.Second, func() error {
 			if n := dials.Load() - start; n < 10*int64(opts.FailureThreshold) {
 				return fmt.Errorf("%d failed health checks so far", n)
 			}
@@ -92,7 +73,7 @@ func TestHealthCheckOwnFault(t *testing.T) {
 
 	// A failure that is the model server's still counts.
 	fail.Store(error(syscall.ECONNREFUSED))
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if in.Restarts() == 0 {
 			return fmt.Errorf("not restarted after refused health checks")
 		}

@@ -205,12 +205,6 @@ func sweep(stateDir string, skip func(dir string) bool, notAfter uint64, log *sl
 	return killed, errors.Join(errs...)
 }
 
-// procGone reports whether pid no longer runs (absent, or a zombie).
-func procGone(pid int) bool {
-	_, zombie, err := procStartTime(pid)
-	return err != nil || zombie
-}
-
 // groupGone reports whether no live process is left in process group
 // pgid (zombies do not count).
 func groupGone(pgid int) bool {

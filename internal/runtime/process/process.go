@@ -98,6 +98,8 @@ type Options struct {
 	BackoffReset time.Duration
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
+	// After waits out a restart delay; default time.After.
+	After func(d time.Duration) <-chan time.Time
 	// NoWatchdog leaves out the watchdog process that kills every
 	// recorded process group as soon as berth exits, even by SIGKILL (on
 	// Linux). Without it a model server's own children outlive a killed
@@ -124,7 +126,7 @@ func (o *Options) setDefaults() {
 	so.SetDefaults()
 	o.HealthInterval, o.PingTimeout, o.ReadyPollInterval = so.HealthInterval, so.PingTimeout, so.ReadyPollInterval
 	o.FailureThreshold, o.DefaultStartupTimeout, o.StopGrace = so.FailureThreshold, so.DefaultStartupTimeout, so.StopGrace
-	o.BackoffMin, o.BackoffMax, o.BackoffReset, o.Now = so.BackoffMin, so.BackoffMax, so.BackoffReset, so.Now
+	o.BackoffMin, o.BackoffMax, o.BackoffReset, o.Now, o.After = so.BackoffMin, so.BackoffMax, so.BackoffReset, so.Now, so.After
 }
 
 // supervisorOptions are the options of the shared supervisor.
@@ -142,6 +144,7 @@ func (o *Options) supervisorOptions() runtime.SupervisorOptions {
 		BackoffReset:          o.BackoffReset,
 		DialHealth:            o.DialHealth,
 		Now:                   o.Now,
+		After:                 o.After,
 	}
 }
 

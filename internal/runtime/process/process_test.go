@@ -19,12 +19,14 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/testserver/testserverbin"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // The parent-death test re-executes this test binary as a fake berth that
@@ -121,24 +123,6 @@ func startInstance(t *testing.T, r *Runtime, spec runtime.InstanceSpec) *Instanc
 	return in.(*Instance)
 }
 
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
-
 // client has no keep-alives, so tests leave no idle connection goroutines.
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
@@ -164,7 +148,10 @@ func poke(url string) {
 }
 
 // alive reports whether pid runs (exists and is not a zombie).
-func alive(pid int) bool { return !procGone(pid) }
+func alive(pid int) bool {
+	_, zombie, err := procStartTime(pid)
+	return err == nil && !zombie
+}
 
 func TestStartAndInvoke(t *testing.T) {
 	modelDir := t.TempDir()
@@ -374,7 +361,7 @@ func TestRestart(t *testing.T) {
 			firstPID, firstURL := in.PID(), in.URL()
 
 			poke(firstURL + tt.path)
-			waitFor(t, 10*time.Second, func() error {
+			testutil.WaitFor(t, 10*time.Second, func() error {
 				if in.Restarts() != 1 || !in.Healthy() {
 					return fmt.Errorf("restarts=%d healthy=%v", in.Restarts(), in.Healthy())
 				}
@@ -412,7 +399,7 @@ func TestRestartBacksOffWhileFailing(t *testing.T) {
 		t.Fatal(err)
 	}
 	poke(in.URL() + "/crash")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		// The current process may be one just started, with no output yet.
 		tail := in.StderrTail()
 		if in.Restarts() < 3 || len(tail) == 0 || tail[len(tail)-1] != "cannot load" {
@@ -626,7 +613,7 @@ func TestParentDeath(t *testing.T) {
 	}
 	parent.Process.Signal(syscall.SIGKILL)
 	parent.Wait()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if alive(child) {
 			return fmt.Errorf("child %d still runs after its parent was killed", child)
 		}
@@ -656,7 +643,7 @@ func TestChildSurvivesStartingThreadExit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", tid)); err == nil {
 			return fmt.Errorf("thread %d still exists", tid)
 		}
@@ -707,7 +694,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if _, err := r.Start(t.Context(), testSpec(t, "late", nil)); err == nil {
 		t.Error("start after Close succeeded")
 	}
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		if n := goruntime.NumGoroutine(); n > before {
 			buf := make([]byte, 1<<16)
 			return fmt.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:goruntime.Stack(buf, true)])
@@ -738,4 +725,62 @@ func portOf(t *testing.T, r *Runtime, id string) string {
 		t.Fatal(err)
 	}
 	return u.Port()
+}
+
+// TestRestartBackoffDelays: the delay before each restart doubles while
+// the process keeps crashing, and goes back to BackoffMin once it has
+// stayed healthy for BackoffReset. The clock and the delays are the
+// test's, so nothing waits for them.
+func TestRestartBackoffDelays(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	delays := make(chan time.Duration, 16)
+	opts := fastOptions()
+	opts.BackoffMin, opts.BackoffMax, opts.BackoffReset = time.Second, 3*time.Second, time.Minute
+	opts.Now = func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	}
+	opts.After = func(d time.Duration) <-chan time.Time {
+		delays <- d
+		fired := make(chan time.Time, 1)
+		fired <- time.Time{}
+		return fired
+	}
+	r := newRuntime(t, opts)
+	in := startInstance(t, r, testSpec(t, "backoff", nil))
+	crash := func(restarts int) time.Duration {
+		t.Helper()
+		poke(in.URL() + "/crash")
+		var d time.Duration
+		select {
+		case d = <-delays:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no restart after a crash")
+		}
+		testutil.WaitFor(t, 10*time.Second, func() error {
+			if n := in.Restarts(); n != restarts || !in.Healthy() {
+				return fmt.Errorf("restarts=%d healthy=%v", n, in.Healthy())
+			}
+			return nil
+		})
+		return d
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}
+	for i, w := range want {
+		if d := crash(i + 1); d != w {
+			t.Fatalf("delay before restart %d: %s, want %s", i+1, d, w)
+		}
+	}
+	// Healthy for a minute since the last restart: back to the minimum.
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	if d := crash(len(want) + 1); d != time.Second {
+		t.Fatalf("delay after a healthy minute: %s, want %s", d, time.Second)
+	}
+	if d := crash(len(want) + 2); d != 2*time.Second {
+		t.Fatalf("delay after the reset: %s, want %s", d, 2*time.Second)
+	}
 }

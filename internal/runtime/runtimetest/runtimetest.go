@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/runtime"
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // Harness is one runtime under test, with what the suite must know of it.
@@ -108,22 +109,6 @@ func stop(t *testing.T, in runtime.Instance) {
 	}
 }
 
-// waitFor polls cond until it returns nil or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // client has no keep-alives: a stopped server's address must be dialled
 // afresh to tell whether it still answers.
 var client = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}, Timeout: 10 * time.Second}
@@ -189,7 +174,7 @@ func addrs(in runtime.Instance) []string {
 // that the runtime left nothing behind.
 func requireGone(t *testing.T, h Harness, bases []string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, func() error {
+	testutil.WaitFor(t, 5*time.Second, func() error {
 		for _, b := range bases {
 			if err := ping(b); err == nil {
 				return fmt.Errorf("%s still answers", b)
@@ -242,7 +227,7 @@ func testHealth(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	poke(in.URL() + "/unhealthy")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if in.Healthy() || in.Restarts() < 2 {
 			return fmt.Errorf("healthy=%v restarts=%d after its server failed pings and its restarts failed", in.Healthy(), in.Restarts())
 		}
@@ -254,7 +239,7 @@ func testHealth(t *testing.T, h Harness) {
 	if err := os.Remove(marker); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if !in.Healthy() {
 			return errors.New("not healthy again once restarts succeed")
 		}
@@ -267,7 +252,7 @@ func testCrashRestart(t *testing.T, h Harness) {
 	first := in.URL()
 	_, pid := invoke(t, first, "before")
 	poke(first + "/crash")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if in.Restarts() != 1 || !in.Healthy() {
 			return fmt.Errorf("restarts=%d healthy=%v", in.Restarts(), in.Healthy())
 		}
@@ -451,7 +436,7 @@ func testMultiContainer(t *testing.T, h Harness) {
 	// A crashed container is restarted alone.
 	third := in.Addr("third")
 	poke(in.Addr("second") + "/crash")
-	waitFor(t, 10*time.Second, func() error {
+	testutil.WaitFor(t, 10*time.Second, func() error {
 		if in.Restarts() != 1 || !in.Healthy() {
 			return fmt.Errorf("restarts=%d healthy=%v", in.Restarts(), in.Healthy())
 		}
