@@ -70,6 +70,7 @@ type base struct {
 	index int    // number of the next record
 	off   int64  // bytes consumed so far
 	err   error  // sticky
+	hdr   [16]byte
 }
 
 // fail records err as the reader's final error, located at the record that
@@ -256,10 +257,10 @@ func (r *recordIOReader) Next() ([]byte, error) {
 	}
 	start := r.off
 	r.buf = r.buf[:0]
-	var hdr [8]byte
+	hdr := r.hdr[:8]
 	for part := 0; ; part++ {
 		partOff := r.off
-		if err := r.readFull(hdr[:]); err != nil {
+		if err := r.readFull(hdr); err != nil {
 			if err == io.EOF && part == 0 {
 				r.err = io.EOF
 				return nil, io.EOF

@@ -21,10 +21,8 @@ func MaskedCRC32C(data []byte) uint32 {
 
 // AppendTFRecord appends rec to dst in TFRecord framing.
 func AppendTFRecord(dst, rec []byte) []byte {
-	var hdr [8]byte
-	binary.LittleEndian.PutUint64(hdr[:], uint64(len(rec)))
-	dst = append(dst, hdr[:]...)
-	dst = binary.LittleEndian.AppendUint32(dst, MaskedCRC32C(hdr[:]))
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(len(rec)))
+	dst = binary.LittleEndian.AppendUint32(dst, MaskedCRC32C(dst[len(dst)-8:]))
 	dst = append(dst, rec...)
 	return binary.LittleEndian.AppendUint32(dst, MaskedCRC32C(rec))
 }
@@ -39,8 +37,8 @@ func (r *tfRecordReader) Next() ([]byte, error) {
 		return nil, r.err
 	}
 	start := r.off
-	var hdr [12]byte
-	if err := r.readFull(hdr[:]); err != nil {
+	hdr := r.hdr[:12]
+	if err := r.readFull(hdr); err != nil {
 		if err == io.EOF {
 			r.err = io.EOF
 			return nil, io.EOF
