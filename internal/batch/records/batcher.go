@@ -77,11 +77,11 @@ func (b *Batcher) Next() (Batch, error) {
 			b.err = err
 			return Batch{}, err
 		}
-		body := make([]byte, 0, len(rec)+b.singleOverhead())
-		body = b.appendSingle(body, rec)
-		if err := b.checkFits(len(body), b.next); err != nil {
+		size := len(rec) + b.singleOverhead()
+		if err := b.checkFits(size, b.next); err != nil {
 			return Batch{}, err
 		}
+		body := b.appendSingle(make([]byte, 0, size), rec)
 		batch := Batch{Body: body, First: b.next, Count: 1}
 		b.next++
 		return batch, nil
