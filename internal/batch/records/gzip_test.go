@@ -80,14 +80,22 @@ func TestDecompressUnknown(t *testing.T) {
 // TestGzipThroughReader checks the usual composition: a corrupt gzip
 // stream fails the record reader with an error that still says gzip.
 func TestGzipThroughReader(t *testing.T) {
-	data := gz(t, "a\nb\nc\n")
-	rc, _ := Decompress(bytes.NewReader(data[:len(data)-4]), CompressionGzip)
-	rd, _ := NewReader(rc, SplitLine, 0)
-	var err error
-	for err == nil {
-		_, err = rd.Next()
+	streams := map[string][]byte{
+		SplitNone:     []byte("a\nb\nc\n"),
+		SplitLine:     []byte("a\nb\nc\n"),
+		SplitRecordIO: encode(SplitRecordIO, "a", "b", "c"),
+		SplitTFRecord: encode(SplitTFRecord, "a", "b", "c"),
 	}
-	if !errors.Is(err, ErrCorruptGzip) {
-		t.Fatalf("err = %v, want ErrCorruptGzip", err)
+	for split, stream := range streams {
+		data := gz(t, string(stream))
+		rc, _ := Decompress(bytes.NewReader(data[:len(data)-4]), CompressionGzip)
+		rd, _ := NewReader(rc, split, 0)
+		var err error
+		for err == nil {
+			_, err = rd.Next()
+		}
+		if !errors.Is(err, ErrCorruptGzip) || errors.Is(err, ErrTruncated) {
+			t.Errorf("%s: err = %v, want ErrCorruptGzip alone", split, err)
+		}
 	}
 }

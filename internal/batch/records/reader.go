@@ -104,8 +104,10 @@ func (b *base) appendN(dst []byte, n int) ([]byte, error) {
 }
 
 // truncated turns the end of input inside a record into ErrTruncated.
+// It compares rather than using errors.Is so that a decoder's error that
+// wraps io.ErrUnexpectedEOF (a *GzipError) keeps saying what it is.
 func truncated(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
 		return ErrTruncated
 	}
 	return err
@@ -138,7 +140,7 @@ func (r *noneReader) Next() ([]byte, error) {
 }
 
 // readAllBounded appends all of r to dst, failing with ErrRecordTooLarge
-// once more than max bytes have been read.
+// once more than limit bytes have been read.
 func readAllBounded(r io.Reader, dst []byte, limit int64) ([]byte, error) {
 	for {
 		if int64(len(dst)) > limit {
