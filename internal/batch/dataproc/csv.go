@@ -15,7 +15,13 @@ func parseCSV(data []byte) ([]value, error) {
 		return nil, fmt.Errorf("%w: empty CSV record", ErrInvalidRecord)
 	}
 	var rows []value
-	var fields []value
+	// Size the first row from its commas (an overestimate when quoted
+	// fields hold commas) and later rows like the one before.
+	line := data
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	fields := make([]value, 0, bytes.Count(line, []byte{','})+1)
 	i := 0
 	for {
 		// One field starts at i.
@@ -76,10 +82,10 @@ func parseCSV(data []byte) ([]value, error) {
 		}
 		i++
 		rows = append(rows, value{kind: kindArray, arr: fields})
-		fields = nil
 		if i == len(data) { // the record's final line break ends the last row
 			return rows, nil
 		}
+		fields = make([]value, 0, len(fields))
 	}
 }
 

@@ -208,16 +208,17 @@ func (p *Processor) Output(input, output []byte) ([]byte, error) {
 // joinRow joins one input row with its output row.
 func (p *Processor) joinRow(in, out value) (value, error) {
 	if p.inFmt == formatCSV {
+		var extra []value
 		switch {
-		case p.outFmt == formatCSV:
-			in.arr = append(in.arr, out.arr...)
-		case out.kind == kindArray:
-			in.arr = append(in.arr, out.arr...)
+		case out.kind == kindArray: // a CSV row or a JSON array
+			extra = out.arr
 		case out.kind == kindObject:
 			return value{}, fmt.Errorf("%w: a JSON object output cannot be appended to a CSV row", ErrUnsupported)
 		default:
-			in.arr = append(in.arr, out)
+			extra = []value{out}
 		}
+		row := make([]value, 0, len(in.arr)+len(extra))
+		in.arr = append(append(row, in.arr...), extra...)
 		return in, nil
 	}
 	if p.outFmt == formatCSV {
