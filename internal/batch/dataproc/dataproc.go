@@ -4,9 +4,17 @@
 // the model's output for it, and OutputFilter selects the part of the joined
 // (or plain output) record that is written.
 //
-// Filters are JSONPath expressions in SageMaker's subset (see filter),
-// parsed by an RFC 9535 parser and evaluated here over a JSON tree that
-// keeps member order and the exact text of numbers. Records are JSON
+// Filters are JSONPath expressions in SageMaker's subset: `$`, child names
+// (`.name`, `['a','b']`), the wildcard `*`, indexes (`[1]`, `[1,3,5]`,
+// negative from the end) and slices with an exclusive end (`[2:5]`, `[:5]`,
+// `[2:]`), at most 63 characters. They are parsed by an RFC 9535 parser
+// (github.com/theory/jsonpath) and evaluated here over a JSON tree that
+// keeps member order and the exact text of numbers. A definite path
+// (`$.features`, `$[0]`) yields the value itself, any other an array of the
+// matches (`$[1:]`, `$[0,5:]`), and a final list of names an object of
+// those members (`$['id','SageMakerOutput']`). A filter that selects
+// nothing, or a definite path whose name or index is missing, fails the
+// record with ErrNoMatch. Records are JSON
 // (application/json), JSON Lines (application/jsonlines) or CSV (text/csv).
 // A CSV row is treated as a JSON array of its fields' text and written back
 // as CSV, so only index-based paths (`$[0]`, `$[1:]`) select anything in it.
