@@ -29,7 +29,7 @@ func writeParquet(t testing.TB, group parquet.Group, rows []parquet.Row, opts ..
 }
 
 func val(v any, def, col int) parquet.Value { return parquet.ValueOf(v).Level(0, def, col) }
-func null(col int) parquet.Value           { return parquet.NullValue().Level(0, 0, col) }
+func null(col int) parquet.Value            { return parquet.NullValue().Level(0, 0, col) }
 
 func sameFloats(a, b []float32) bool {
 	if len(a) != len(b) {
