@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -119,4 +120,19 @@ func TestParquetErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestParquetFixtureBySpec reads the uncompressed fixture with
+// testdata/check_parquet.py, a reader written from the Parquet format
+// specification alone, so the fixtures do not rest on parquet-go only.
+func TestParquetFixtureBySpec(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not installed")
+	}
+	out, err := exec.Command(py, filepath.Join("testdata", "check_parquet.py"), filepath.Join("testdata", "multi_softprob")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("check_parquet.py: %v\n%s", err, out)
+	}
+	t.Logf("%s", bytes.TrimSpace(out))
 }
