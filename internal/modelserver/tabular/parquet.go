@@ -28,10 +28,16 @@ const (
 	// random doubles take 8 bytes each, so this allows 32× compression.
 	parquetValuesPerByte = 4
 	parquetMinValues     = 1 << 16
-	// parquetMaxListItems bounds the list elements (schema entries, row
-	// groups, column chunks, …) of the footer, which the decoder allocates
-	// up front.
-	parquetMaxListItems = 1 << 16
+	// parquetMaxFooter bounds the footer; an inference request has no use
+	// for hundreds of thousands of column chunks.
+	parquetMaxFooter = 16 << 20
+	// parquetListBudget and parquetListBytesPerByte bound what the thrift
+	// decoder allocates up front for the lists of the footer (schema
+	// entries, row groups, column chunks, …): at most this many bytes plus
+	// that many per footer byte. Legitimate footers cost about 12 bytes of
+	// decoded lists per encoded byte; a list of empty structs costs 560.
+	parquetListBudget       = 16 << 20
+	parquetListBytesPerByte = 32
 	// parquetMaxNesting bounds thrift struct nesting.
 	parquetMaxNesting = 16
 )
@@ -201,8 +207,11 @@ func checkParquetFooter(body []byte) (*format.FileMetaData, []parquetColumn, err
 	if size > int64(len(body)-12) {
 		return nil, nil, rowErr(0, 0, "corrupt Parquet file: footer length %d past the file", size)
 	}
+	if size > parquetMaxFooter {
+		return nil, nil, rowErr(0, 0, "Parquet footer of %d bytes is too large (limit %d)", size, parquetMaxFooter)
+	}
 	footer := body[len(body)-8-int(size) : len(body)-8]
-	w := thriftWalker{b: footer}
+	w := thriftWalker{b: footer, sizes: footerItemSizes}
 	if err := w.walkStruct(0); err != nil {
 		return nil, nil, rowErr(0, 0, "corrupt Parquet footer: %v", err)
 	}
@@ -395,13 +404,48 @@ func checkDecodedLen(codec format.CompressionCodec, data []byte, limit int64) er
 }
 
 // thriftWalker checks one thrift compact-protocol struct without decoding
-// it: every length and count must fit in the bytes that are left, lists
-// are bounded in total, and nesting is bounded. After it passes, the
+// it: every length and count must fit in the bytes that are left, nesting
+// is bounded, and so is what the decoder will allocate for lists, which it
+// sizes from their counts before reading an item. After it passes, the
 // library's decoder allocates nothing the input cannot back.
 type thriftWalker struct {
-	b     []byte
-	off   int
-	items int
+	b   []byte
+	off int
+	// sizes gives the decoded size of a list item by the field path that
+	// leads to the list (nil: every item costs maxItemSize).
+	sizes map[string]int
+	path  []byte // field ids from the top struct, one byte each (ids < 256)
+	cost  int64  // estimated bytes the decoder allocates for lists
+}
+
+// maxItemSize is the largest decoded list item of the Parquet footer
+// (format.ColumnChunk, 560 bytes on 64-bit platforms).
+const maxItemSize = 560
+
+// footerItemSizes are the decoded sizes of the struct items of the
+// FileMetaData lists, by field path: schema, row_groups, their columns and
+// sorting_columns, encoding_stats, key_value_metadata, column_orders.
+var footerItemSizes = map[string]int{
+	"\x02":             96,
+	"\x04":             88,
+	"\x04\x01":         maxItemSize,
+	"\x04\x04":         8,
+	"\x04\x01\x03\x0d": 12,
+	"\x05":             32,
+	"\x07":             16,
+}
+
+func (w *thriftWalker) itemSize(t byte) int {
+	switch t {
+	case 12: // struct
+		if n, ok := w.sizes[string(w.path)]; ok {
+			return n
+		}
+		return maxItemSize
+	case 1, 2, 3:
+		return 1
+	}
+	return 24 // numbers, strings, byte slices, nested lists
 }
 
 var errThrift = errors.New("malformed thrift")
@@ -436,6 +480,7 @@ func (w *thriftWalker) walkStruct(depth int) error {
 	if depth > parquetMaxNesting {
 		return fmt.Errorf("%w: nesting deeper than %d", errThrift, parquetMaxNesting)
 	}
+	var id int64
 	for {
 		h, err := w.byte1()
 		if err != nil {
@@ -444,12 +489,19 @@ func (w *thriftWalker) walkStruct(depth int) error {
 		if h == 0 {
 			return nil
 		}
-		if h>>4 == 0 { // long form: the field id follows as a varint
-			if _, err := w.uvarint(); err != nil {
+		if d := h >> 4; d != 0 {
+			id += int64(d)
+		} else { // long form: the field id follows as a zigzag varint
+			v, err := w.uvarint()
+			if err != nil {
 				return err
 			}
+			id = int64(v>>1) ^ -int64(v&1)
 		}
-		if err := w.walkValue(h&0x0f, depth, false); err != nil {
+		w.path = append(w.path, byte(id))
+		err = w.walkValue(h&0x0f, depth, false)
+		w.path = w.path[:len(w.path)-1]
+		if err != nil {
 			return err
 		}
 	}
@@ -511,9 +563,11 @@ func (w *thriftWalker) walkItems(n uint64, types []byte, depth int) error {
 	if n > uint64(len(w.b)-w.off) {
 		return io.ErrUnexpectedEOF
 	}
-	w.items += int(n)
-	if w.items > parquetMaxListItems {
-		return fmt.Errorf("%w: more than %d list items", errThrift, parquetMaxListItems)
+	for _, t := range types {
+		w.cost += int64(n) * int64(w.itemSize(t))
+	}
+	if limit := parquetListBudget + parquetListBytesPerByte*int64(len(w.b)); w.cost > limit {
+		return fmt.Errorf("%w: lists would take %d bytes to decode (limit %d)", errThrift, w.cost, limit)
 	}
 	for i := uint64(0); i < n; i++ {
 		for _, t := range types {

@@ -130,6 +130,7 @@ func TestParquetRejects(t *testing.T) {
 		{"footer past the file", []byte("PAR1\xff\xff\x00\x00PAR1"), Options{}, "footer length"},
 		{"empty footer", []byte("PAR1\x00\x00\x00\x00PAR1"), Options{}, "corrupt Parquet footer"},
 		{"encrypted", []byte("PAR1\x00\x00\x00\x00PARE"), Options{}, "encrypted files are not supported"},
+		{"footer of empty column chunks", emptyChunksFile(200_000), Options{}, "lists would take"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -142,6 +143,18 @@ func TestParquetRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// emptyChunksFile is a file whose footer has one row group of n empty
+// column chunks: n bytes that the decoder would turn into n×560.
+func emptyChunksFile(n int) []byte {
+	footer := []byte{0x49, 0x1c, 0x19, 0xfc} // row_groups: [1]{columns: [n]struct
+	footer = binary.AppendUvarint(footer, uint64(n))
+	footer = append(footer, make([]byte, n)...) // n empty structs
+	footer = append(footer, 0, 0)               // end of row group, of file metadata
+	body := append([]byte("PAR1"), footer...)
+	body = binary.LittleEndian.AppendUint32(body, uint32(len(footer)))
+	return append(body, "PAR1"...)
 }
 
 // TestParquetNoRows: a valid file with no rows gives an empty matrix (the
