@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -290,6 +292,13 @@ func FuzzParseParquet(f *testing.F) {
 		f.Add(b, 3)
 	}
 	f.Add([]byte("PAR1\x00\x00\x00\x00PAR1"), 0)
+	// The model fixtures: several row groups, pages, codecs.
+	fixtures, _ := filepath.Glob(filepath.Join("..", "xgboost", "testdata", "*", "rows.parquet"))
+	for _, p := range fixtures {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b, 6)
+		}
+	}
 	f.Fuzz(func(t *testing.T, body []byte, width int) {
 		width = min(max(width, 0), 64)
 		m, err := ParseParquet(body, Options{Width: width})
