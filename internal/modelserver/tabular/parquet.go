@@ -77,7 +77,12 @@ func ParseParquet(body []byte, opt Options) (m *Matrix, err error) {
 		width = len(cols)
 	}
 	if len(cols) > width {
-		return nil, rowErr(0, len(cols), "too many columns: the file has %d, the model takes %d features", len(cols), width)
+		hint := ""
+		if len(cols) == width+1 {
+			// SageMaker's training files have the label first.
+			hint = " (inference input has no label column: drop the first column of a training file)"
+		}
+		return nil, rowErr(0, len(cols), "too many columns: the file has %d, the model takes %d features%s", len(cols), width, hint)
 	}
 	var rows int64
 	for i, rg := range meta.RowGroups {

@@ -125,7 +125,7 @@ func TestParquetRejects(t *testing.T) {
 		{"decimal column", writeParquet(t, parquet.Group{"d": parquet.Decimal(2, 9, parquet.Int32Type)}, []parquet.Row{{val(int32(1), 0, 0)}}), Options{}, "is not a plain number"},
 		{"nested column", writeParquet(t, parquet.Group{"g": parquet.Group{"x": double}}, one), Options{}, "only flat Parquet schemas"},
 		{"repeated column", writeParquet(t, parquet.Group{"r": parquet.Repeated(double)}, nil), Options{}, "repeated columns are not supported"},
-		{"too many columns", writeParquet(t, parquet.Group{"a": double, "b": double}, []parquet.Row{{val(1.0, 0, 0), val(2.0, 0, 1)}}), Options{Width: 1}, "too many columns: the file has 2, the model takes 1"},
+		{"too many columns", writeParquet(t, parquet.Group{"a": double, "b": double}, []parquet.Row{{val(1.0, 0, 0), val(2.0, 0, 1)}}), Options{Width: 1}, "too many columns: the file has 2, the model takes 1 features (inference input has no label column"},
 		{"too many rows", writeParquet(t, parquet.Group{"a": double}, []parquet.Row{{val(1.0, 0, 0)}, {val(2.0, 0, 0)}}), Options{MaxRows: 1}, "too many rows"},
 		{"empty body", nil, Options{}, "not a Parquet file"},
 		{"csv body", []byte("1,2,3\n4,5,6\n"), Options{}, "not a Parquet file"},
