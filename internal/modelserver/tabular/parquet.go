@@ -61,8 +61,8 @@ type parquetColumn struct {
 // matrix and the page being decoded is held in memory. Codecs UNCOMPRESSED,
 // SNAPPY, GZIP and ZSTD are read (what pandas, pyarrow and Spark write).
 func ParseParquet(body []byte, opt Options) (m *Matrix, err error) {
-	// The parquet library panics on some inconsistent files that pass the
-	// checks below; a bad request must not take the server down.
+	// Should the parquet library panic on a file that passes the checks
+	// below, that is one bad request, not a reason to take the server down.
 	defer func() {
 		if r := recover(); r != nil {
 			m, err = nil, rowErr(0, 0, "corrupt Parquet file: %v", r)
@@ -114,7 +114,7 @@ func ParseParquet(body []byte, opt Options) (m *Matrix, err error) {
 	if err != nil {
 		return nil, rowErr(0, 0, "corrupt Parquet file: %v", err)
 	}
-	if n := len(f.Root().Columns()); n != len(cols) {
+	if n := len(f.Root().Columns()); n != len(cols) || len(f.RowGroups()) != len(meta.RowGroups) {
 		return nil, rowErr(0, 0, "corrupt Parquet file: %d columns in the schema, %d read", len(cols), n)
 	}
 	m = &Matrix{Rows: int(rows), Cols: width, Data: make([]float32, int(rows)*width)}
