@@ -247,3 +247,36 @@ func TestErrorStatus(t *testing.T) {
 		t.Fatal("plain error is not 500")
 	}
 }
+
+// TestParquetOverHTTP: Parquet bodies through the server's HTTP handling:
+// answered like CSV, bad files 400 with the reason, bodies over the payload
+// limit 413 before any parsing.
+func TestParquetOverHTTP(t *testing.T) {
+	cfg := modelserver.DefaultConfig()
+	cfg.ModelDir = modelDir(t, "multi_softprob", "model.json")
+	cfg.MaxPayloadBytes = 16 << 10
+	base := start(t, cfg)
+	rowsPQ, err := os.ReadFile(filepath.Join(fixtures, "multi_softprob", "rows.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowsCSV, err := os.ReadFile(filepath.Join(fixtures, "multi_softprob", "rows.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, want, _ := do(t, "POST", base+"/invocations", "text/csv", string(rowsCSV))
+	if code != 200 {
+		t.Fatalf("csv %d %q", code, want)
+	}
+	code, got, h := do(t, "POST", base+"/invocations", "application/x-parquet", string(rowsPQ))
+	if code != 200 || got != want || h.Get("Content-Type") != "text/csv" {
+		t.Fatalf("parquet %d %q %.100q, want %.100q", code, h.Get("Content-Type"), got, want)
+	}
+	if code, body, _ := do(t, "POST", base+"/invocations", "application/x-parquet", "PAR1\x00\x00\x00\x00PAR1"); code != 400 || !strings.Contains(body, "cannot parse application/x-parquet payload") {
+		t.Fatalf("empty footer %d %q", code, body)
+	}
+	big := append(bytes.Repeat([]byte{0}, 16<<10), rowsPQ...)
+	if code, _, _ := do(t, "POST", base+"/invocations", "application/x-parquet", string(big)); code != 413 {
+		t.Fatalf("oversized body %d", code)
+	}
+}

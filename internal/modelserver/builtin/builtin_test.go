@@ -151,3 +151,56 @@ func TestBadFlagsAndEnv(t *testing.T) {
 		t.Fatal("started without a model")
 	}
 }
+
+// TestModelServerProcessParquet: a batch-mode model server process answers
+// a Parquet body (as a transform job with SplitType None sends one) with
+// exactly the bytes it answers the CSV of the same rows, and refuses bad
+// Parquet with 400.
+func TestModelServerProcessParquet(t *testing.T) {
+	fixture := filepath.Join("..", "xgboost", "testdata", "binary_logistic")
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join(fixture, "xgboost-model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "xgboost-model"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := startProcess(t, "SM_MODEL_DIR="+dir, "SAGEMAKER_BATCH=true")
+	rowsCSV, err := os.ReadFile(filepath.Join(fixture, "rows.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rowsPQ, err := os.ReadFile(filepath.Join(fixture, "rows.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(ct, accept string, body []byte) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/invocations", strings.NewReader(string(body)))
+		req.Header.Set("Content-Type", ct)
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	for _, accept := range []string{"", "text/csv", "application/json", "application/jsonlines"} {
+		wantCode, want := post("text/csv", accept, rowsCSV)
+		code, got := post("application/x-parquet", accept, rowsPQ)
+		if wantCode != 200 || code != 200 || got != want {
+			t.Fatalf("accept %q: parquet %d %.120q, csv %d %.120q", accept, code, got, wantCode, want)
+		}
+	}
+	if code, body := post("application/x-parquet", "", rowsPQ[:len(rowsPQ)-10]); code != 400 || !strings.Contains(body, "Parquet") {
+		t.Fatalf("truncated parquet: %d %q", code, body)
+	}
+	if code, body := post("application/x-parquet", "", rowsCSV); code != 400 || !strings.Contains(body, "not a Parquet file") {
+		t.Fatalf("csv sent as parquet: %d %q", code, body)
+	}
+}

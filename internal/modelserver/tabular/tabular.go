@@ -1,6 +1,6 @@
 // Package tabular parses the request bodies of SageMaker's tabular
-// built-in algorithms — text/csv, text/libsvm, application/json and
-// application/jsonlines — into a dense float32 matrix where NaN marks a
+// built-in algorithms — text/csv, text/libsvm, application/json,
+// application/jsonlines and application/x-parquet — into a dense float32 matrix where NaN marks a
 // missing value. It is framework-neutral: any model server that takes rows
 // of numbers can use it.
 //
@@ -57,6 +57,10 @@ type Options struct {
 	Width int
 	// MaxRows, when > 0, bounds the number of rows accepted.
 	MaxRows int
+	// MaxValues, when > 0, bounds Rows×Cols of a Parquet result, whose
+	// compressed pages can describe many values in few bytes. When 0,
+	// ParseParquet allows 4 values per body byte (plus 64 Ki).
+	MaxValues int64
 }
 
 func nan() float32 { return float32(math.NaN()) }

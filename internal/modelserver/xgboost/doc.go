@@ -12,4 +12,16 @@
 // Requests and responses follow the SageMaker XGBoost container: text/csv,
 // text/libsvm, application/json and application/jsonlines in; text/csv,
 // application/json and application/jsonlines out.
+//
+// application/x-parquet is accepted too, beyond the container (which takes
+// Parquet for training only, with the label in the first column, and
+// answers 415 to it at inference): a Parquet file whose columns are all
+// numeric (INT32, INT64, FLOAT, DOUBLE; nulls are missing values) gives one
+// row per record with its columns as the features in order — no label
+// column, exactly as text/csv — and gets the same answers, in the same
+// shapes, as the CSV of the same rows. A batch transform job over Parquet
+// objects uses SplitType None, so each object is one request.
+// Non-numeric or nested columns and corrupt files are 400s, like bad CSV.
 package xgboost
+
+//go:generate go run ./testdata/genparquet

@@ -24,6 +24,8 @@ const (
 	ContentXLibSVM   = "text/x-libsvm"
 	ContentJSON      = "application/json"
 	ContentJSONLines = "application/jsonlines"
+	// ContentParquet is a Parquet file of numeric feature columns.
+	ContentParquet = "application/x-parquet"
 )
 
 // Options configure the framework.
@@ -160,6 +162,8 @@ func (m *Model) ParseRows(contentType string, body []byte) (*tabular.Matrix, err
 		mat, err = tabular.ParseJSON(body, opt)
 	case ContentJSONLines:
 		mat, err = tabular.ParseJSONLines(body, opt)
+	case ContentParquet:
+		mat, err = tabular.ParseParquet(body, opt)
 	}
 	if err != nil {
 		return nil, modelserver.Errorf(http.StatusBadRequest, "cannot parse %s payload: %w", ct, err)
@@ -168,9 +172,13 @@ func (m *Model) ParseRows(contentType string, body []byte) (*tabular.Matrix, err
 }
 
 // requestType normalises a Content-Type. With none, the body is sniffed:
-// libsvm if it has "index:value" tokens, else csv.
+// Parquet if it starts with Parquet's magic, libsvm if it has
+// "index:value" tokens, else csv.
 func requestType(contentType string, body []byte) (string, error) {
 	if strings.TrimSpace(contentType) == "" {
+		if bytes.HasPrefix(body, []byte("PAR1")) {
+			return ContentParquet, nil
+		}
 		if bytes.IndexByte(body, ':') >= 0 && bytes.IndexByte(body, '{') < 0 {
 			return ContentLibSVM, nil
 		}
@@ -181,13 +189,15 @@ func requestType(contentType string, body []byte) (string, error) {
 		return "", modelserver.Errorf(http.StatusUnsupportedMediaType, "invalid content type %q", contentType)
 	}
 	switch mt {
-	case ContentCSV, ContentLibSVM, ContentXLibSVM, ContentJSON, ContentJSONLines:
+	case ContentCSV, ContentLibSVM, ContentXLibSVM, ContentJSON, ContentJSONLines, ContentParquet:
 		return mt, nil
 	case "application/x-jsonlines", "application/jsonl":
 		return ContentJSONLines, nil
+	case "application/parquet", "application/vnd.apache.parquet":
+		return ContentParquet, nil
 	}
 	return "", modelserver.Errorf(http.StatusUnsupportedMediaType,
-		"content type %s is not supported; use text/csv, text/libsvm, text/x-libsvm, application/json or application/jsonlines", mt)
+		"content type %s is not supported; use text/csv, text/libsvm, text/x-libsvm, application/json, application/jsonlines or application/x-parquet", mt)
 }
 
 // responseType picks the response type from an Accept header.
