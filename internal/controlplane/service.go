@@ -78,6 +78,7 @@ import (
 	"github.com/berth-io/berth/internal/artifacts"
 	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/store"
@@ -162,6 +163,11 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Objects holds transform jobs' input and output, and Jobs sends
+	// their mini-batches (the router); with either nil, CreateTransformJob
+	// is refused.
+	Objects objstore.Store
+	Jobs    JobInvoker
 	// DataDir is berth's data directory. FailureReasons, which any API
 	// client may read, name it "<data-dir>" instead.
 	DataDir string
@@ -175,6 +181,7 @@ type Service struct {
 
 	clock Clock
 	loop  *reconciler // of endpoints, by loopKey
+	jobs  *reconciler // of transform jobs, by loopKey
 
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by loopKey; each touched by its worker only
@@ -234,6 +241,7 @@ func New(opts Options) *Service {
 		bgCancel: cancel,
 	}
 	s.loop = newReconciler(opts.Clock, opts.ResyncPeriod, s.syncEndpoint)
+	s.jobs = newReconciler(opts.Clock, opts.ResyncPeriod, s.syncJob)
 	return s
 }
 
@@ -241,6 +249,7 @@ func New(opts Options) *Service {
 func (s *Service) Close(ctx context.Context) {
 	s.StopSettleWaits()
 	s.loop.stop()
+	s.jobs.stop()
 	s.bgCancel()
 	s.bg.Wait()
 	s.mu.Lock()
