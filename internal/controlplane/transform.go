@@ -142,7 +142,7 @@ type TransformJobRecord struct {
 
 var (
 	s3URIPattern     = regexp.MustCompile(`^(https|s3)://([^/]+)/?(.*)$`)
-	jobEnvKeyPattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]{0,1023}$`)
+	jobEnvKeyPattern = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`) // and at most 1024 long
 )
 
 var transformInstanceTypes = []string{"ml.m4.xlarge", "ml.m4.2xlarge", "ml.m4.4xlarge", "ml.m4.10xlarge", "ml.m4.16xlarge", "ml.c4.xlarge", "ml.c4.2xlarge", "ml.c4.4xlarge", "ml.c4.8xlarge", "ml.p2.xlarge", "ml.p2.8xlarge", "ml.p2.16xlarge", "ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge", "ml.c5.xlarge", "ml.c5.2xlarge", "ml.c5.4xlarge", "ml.c5.9xlarge", "ml.c5.18xlarge", "ml.m5.large", "ml.m5.xlarge", "ml.m5.2xlarge", "ml.m5.4xlarge", "ml.m5.12xlarge", "ml.m5.24xlarge", "ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g4dn.4xlarge", "ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g4dn.16xlarge"}
@@ -170,7 +170,7 @@ func validateTransformJob(j *TransformJobRequest) error {
 		v.add("Value at 'environment' failed to satisfy constraint: Member must have length less than or equal to 16")
 	}
 	for k, val := range j.Environment {
-		if !jobEnvKeyPattern.MatchString(k) {
+		if len(k) > 1024 || !jobEnvKeyPattern.MatchString(k) {
 			v.add("Value '%s' at 'environment' failed to satisfy constraint: Map keys must satisfy constraints: [Member must have length less than or equal to 1024, Member must satisfy regular expression pattern: [a-zA-Z_][a-zA-Z0-9_]{0,1023}]", k)
 		}
 		if len(val) > 10240 {

@@ -51,6 +51,10 @@
 //	                        before every answer, so exactly one instance
 //	                        of a variant is slow
 //	TESTSERVER_SLOW_SLEEP   the slow instance's extra delay (default 50ms)
+//	TESTSERVER_REJECT       a string: an invocation whose body contains it
+//	                        is answered 400 (a record the model rejects)
+//	TESTSERVER_EXEC_PARAMS  a JSON body: GET /execution-parameters answers
+//	                        it (without the variable, that path is 404)
 //
 // The request header X-Testserver-Sleep (a Go duration) adds a delay to
 // one invocation; X-Amzn-SageMaker-Custom-Attributes is echoed back. Without TESTSERVER_IGNORE_TERM, SIGTERM shuts the server
@@ -208,6 +212,12 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /ping", s.ping)
 	mux.HandleFunc("POST /invocations", s.invoke)
 	mux.HandleFunc("POST /models/{name}/invoke", s.invokeModel)
+	if p := os.Getenv("TESTSERVER_EXEC_PARAMS"); p != "" {
+		mux.HandleFunc("GET /execution-parameters", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, p)
+		})
+	}
 	mux.HandleFunc("GET /inflight", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d %d", s.inflight.Load(), s.maxInflight.Load())
 	})
@@ -295,6 +305,10 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.cfg.status != http.StatusOK {
 		http.Error(w, fmt.Sprintf("testserver: scripted status %d", s.cfg.status), s.cfg.status)
+		return
+	}
+	if m := os.Getenv("TESTSERVER_REJECT"); m != "" && strings.Contains(string(body), m) {
+		http.Error(w, "testserver: rejected a record containing "+m, http.StatusBadRequest)
 		return
 	}
 
