@@ -277,7 +277,9 @@ func TestTransformJobValidation(t *testing.T) {
 		{"manifest", func(in *sagemaker.CreateTransformJobInput) {
 			in.TransformInput.DataSource.S3DataSource.S3DataType = smtypes.S3DataTypeManifestFile
 		}, "does not support S3DataType ManifestFile for transform jobs yet"},
-		{"gzip", func(in *sagemaker.CreateTransformJobInput) { in.TransformInput.CompressionType = smtypes.CompressionTypeGzip }, "does not support CompressionType Gzip"},
+		{"gzip", func(in *sagemaker.CreateTransformJobInput) {
+			in.TransformInput.CompressionType = smtypes.CompressionTypeGzip
+		}, "does not support CompressionType Gzip"},
 		{"recordio", func(in *sagemaker.CreateTransformJobInput) { in.TransformInput.SplitType = smtypes.SplitTypeRecordio }, "does not support SplitType RecordIO"},
 		{"filters", func(in *sagemaker.CreateTransformJobInput) {
 			in.DataProcessing = &smtypes.DataProcessing{InputFilter: aws.String("$[1:]")}
@@ -449,5 +451,90 @@ func TestTransformJobResumesAfterRestart(t *testing.T) {
 		if h.LastModified.String() != lm {
 			t.Errorf("%s was written again after the restart; its object was checkpointed", k)
 		}
+	}
+}
+
+// The container's answer to GET /execution-parameters fills in what the
+// request leaves out, the request wins over it, and without an answer
+// the defaults apply. The model answers each request with its length, so
+// the output shows how records were batched.
+func TestTransformJobExecutionParameters(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()))
+	s.upload(t, "batch-out", "keep", []byte("x"))
+	s.createModel(t, "asks-multi", map[string]string{"TESTSERVER_MODE": "length", "TESTSERVER_EXEC_PARAMS": `{"MaxConcurrentTransforms":2,"BatchStrategy":"MULTI_RECORD","MaxPayloadInMB":1}`}, "")
+	s.createModel(t, "plain", map[string]string{"TESTSERVER_MODE": "length"}, "")
+	s.createModel(t, "env", map[string]string{"TESTSERVER_MODE": "env"}, "")
+	s.upload(t, "batch-in", "e/x.txt", []byte("aa\nbbb\nc\n"))
+	ctx := context.Background()
+	run := func(name, model string, mod func(*sagemaker.CreateTransformJobInput)) string {
+		t.Helper()
+		if _, err := s.sm.CreateTransformJob(ctx, jobInput(name, model, "e/", func(in *sagemaker.CreateTransformJobInput) {
+			in.TransformOutput.AssembleWith = smtypes.AssemblyTypeLine
+			if mod != nil {
+				mod(in)
+			}
+		})); err != nil {
+			t.Fatal(err)
+		}
+		if d := s.waitJob(t, name, 30*time.Second); d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
+			t.Fatalf("%s: %s %q", name, d.TransformJobStatus, aws.ToString(d.FailureReason))
+		}
+		out, err := s.getObject(t, "batch-out", name+"/x.txt.out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if got := run("container-says-multi", "asks-multi", nil); got != "9\n" {
+		t.Errorf("container's MULTI_RECORD: output %q, want one batch of 9 bytes", got)
+	}
+	if got := run("request-says-single", "asks-multi", func(in *sagemaker.CreateTransformJobInput) {
+		in.BatchStrategy = smtypes.BatchStrategySingleRecord
+	}); got != "3\n4\n2\n" {
+		t.Errorf("request's SingleRecord: output %q, want one line per record", got)
+	}
+	if got := run("defaults", "plain", nil); got != "3\n4\n2\n" {
+		t.Errorf("no execution parameters: output %q, want SingleRecord", got)
+	}
+	if got := run("multi-payload", "plain", func(in *sagemaker.CreateTransformJobInput) {
+		in.BatchStrategy = smtypes.BatchStrategyMultiRecord
+	}); got != "9\n" {
+		t.Errorf("MultiRecord: output %q", got)
+	}
+	// The container gets the batch settings in its environment, with the
+	// job's Environment.
+	got := run("env", "env", func(in *sagemaker.CreateTransformJobInput) {
+		in.TransformInput.SplitType = smtypes.SplitTypeNone
+		in.MaxConcurrentTransforms = aws.Int32(3)
+		in.Environment = map[string]string{"JOB_SETTING": "on"}
+	})
+	for _, kv := range []string{`"SAGEMAKER_BATCH":"true"`, `"SAGEMAKER_BATCH_STRATEGY":"SINGLE_RECORD"`, `"SAGEMAKER_MAX_PAYLOAD_IN_MB":"6"`, `"SAGEMAKER_MAX_CONCURRENT_TRANSFORMS":"3"`, `"JOB_SETTING":"on"`} {
+		if !strings.Contains(got, kv) {
+			t.Errorf("container environment lacks %s: %s", kv, got)
+		}
+	}
+}
+
+// A record larger than MaxPayloadInMB fails the job naming the object and
+// the record, and writes no output for it.
+func TestTransformJobRecordTooLarge(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()))
+	s.upload(t, "batch-out", "keep", []byte("x"))
+	s.createModel(t, "m", nil, "")
+	big := append([]byte("small\n"), bytes.Repeat([]byte("y"), 1<<20+10)...)
+	s.upload(t, "batch-in", "big/huge.txt", append(big, '\n'))
+	ctx := context.Background()
+	if _, err := s.sm.CreateTransformJob(ctx, jobInput("toolarge", "m", "big/", func(in *sagemaker.CreateTransformJobInput) {
+		in.MaxPayloadInMB = aws.Int32(1)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	d := s.waitJob(t, "toolarge", 30*time.Second)
+	reason := aws.ToString(d.FailureReason)
+	if d.TransformJobStatus != smtypes.TransformJobStatusFailed || !strings.Contains(reason, "s3://batch-in/big/huge.txt") || !strings.Contains(reason, "record 2") {
+		t.Fatalf("%s %q", d.TransformJobStatus, reason)
+	}
+	if keys := s.outputKeys(t, "batch-out", "toolarge/"); len(keys) != 0 {
+		t.Fatalf("partial output %v", keys)
 	}
 }

@@ -22,6 +22,7 @@
 //	SAGEMAKER_BIND_TO_PORT  port to listen on, on 127.0.0.1 (default 8080)
 //	TESTSERVER_MODE         echo (default): the request body with its
 //	                        Content-Type; upper: the body upper-cased;
+//	                        length: the body's length in decimal;
 //	                        model-file: the contents of
 //	                        $SM_MODEL_DIR/$TESTSERVER_MODEL_FILE; env: the
 //	                        process environment as a JSON object;
@@ -106,7 +107,7 @@ func loadConfig() (config, error) {
 		status:    http.StatusOK,
 	}
 	switch c.mode {
-	case "echo", "upper", "model-file", "env", "stream", "stream-break", "garbage":
+	case "echo", "upper", "length", "model-file", "env", "stream", "stream-break", "garbage":
 	default:
 		return c, fmt.Errorf("unknown TESTSERVER_MODE %q", c.mode)
 	}
@@ -328,6 +329,9 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		out = body
 	case "upper":
 		out = []byte(strings.ToUpper(string(body)))
+	case "length":
+		out = []byte(strconv.Itoa(len(body)))
+		contentType = "text/plain"
 	case "model-file":
 		dir := os.Getenv("SM_MODEL_DIR")
 		if dir == "" {
