@@ -1,5 +1,5 @@
 // Package controlplane implements SageMaker's control plane for models,
-// endpoint configs and endpoints: it validates requests as SageMaker does,
+// endpoint configs, endpoints and transform jobs: it validates requests as SageMaker does,
 // persists every accepted change before acknowledging it, and reconciles
 // endpoints with running instances.
 //
@@ -45,9 +45,25 @@
 // when berth dies resumes at that step after the restart and completes
 // (or rolls back, as any update whose new fleet fails).
 //
+// # Transform jobs
+//
+// Transform jobs (transform.go) are the second resource kind on this
+// shape. CreateTransformJob validates, stores the job InProgress with the
+// model frozen into it, and notifies s.jobs. A pass over an InProgress job
+// runs it whole: it starts TransformResources.InstanceCount instances with
+// the batch environment, asks the container's GET /execution-parameters,
+// publishes the instances to the router under a table named
+// "transform-job:<name>" (a name no client can invoke, since endpoint
+// names cannot hold ':'), and hands the data path to internal/batch,
+// which checkpoints each finished object in the store. StopTransformJob
+// writes Stopping and interrupts the pass; the pass's deferred clean-up
+// stops the instances and the next pass writes Stopped. Close interrupts
+// running jobs without changing their status, and Restore hands them back
+// to the loop, which skips the checkpointed objects.
+//
 // # Adding a resource kind
 //
-// A transform job, an async queue or an accelerator slice plugs into the
+// An async queue or an accelerator slice plugs into the
 // same shape: store its desired state as a record of its own kind (with a
 // Generation), make its API calls validate, write and notify, and give it
 // a reconciler of its own:
