@@ -5,6 +5,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -536,5 +538,35 @@ func TestTransformJobRecordTooLarge(t *testing.T) {
 	}
 	if keys := s.outputKeys(t, "batch-out", "toolarge/"); len(keys) != 0 {
 		t.Fatalf("partial output %v", keys)
+	}
+}
+
+// A model process that dies mid-request is restarted by the runtime, and
+// the mini-batches it held are sent again: the job completes with every
+// record once, in order.
+func TestTransformJobSurvivesModelCrash(t *testing.T) {
+	s := startServer(t, testConfig(t, t.TempDir()))
+	s.upload(t, "batch-out", "keep", []byte("x"))
+	marker := filepath.Join(t.TempDir(), "crashed")
+	s.createModel(t, "crashy", map[string]string{"TESTSERVER_MODE": "upper", "TESTSERVER_CRASH_ONCE": marker, "TESTSERVER_SLEEP": "5ms"}, "")
+	in := lines("crash", 200, 30)
+	s.upload(t, "batch-in", "c/x.txt", in)
+	ctx := context.Background()
+	if _, err := s.sm.CreateTransformJob(ctx, jobInput("crashy", "crashy", "c/", func(in *sagemaker.CreateTransformJobInput) {
+		in.MaxConcurrentTransforms = aws.Int32(2)
+		in.TransformResources.InstanceCount = aws.Int32(2)
+	})); err != nil {
+		t.Fatal(err)
+	}
+	d := s.waitJob(t, "crashy", 60*time.Second)
+	if d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
+		t.Fatalf("%s %q", d.TransformJobStatus, aws.ToString(d.FailureReason))
+	}
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("no model process crashed; the test proves nothing")
+	}
+	got, err := s.getObject(t, "batch-out", "crashy/x.txt.out")
+	if err != nil || !bytes.Equal(got, bytes.ToUpper(in)) {
+		t.Fatalf("output after a crash: %d bytes, want %d (%v)", len(got), len(in), err)
 	}
 }

@@ -54,6 +54,9 @@
 //	TESTSERVER_SLOW_SLEEP   the slow instance's extra delay (default 50ms)
 //	TESTSERVER_REJECT       a string: an invocation whose body contains it
 //	                        is answered 400 (a record the model rejects)
+//	TESTSERVER_CRASH_ONCE   a file path: the first process to receive its
+//	                        5th invocation creates it and exits without
+//	                        answering (later processes never crash)
 //	TESTSERVER_EXEC_PARAMS  a JSON body: GET /execution-parameters answers
 //	                        it (without the variable, that path is 404)
 //
@@ -206,6 +209,7 @@ type server struct {
 	// inflight and maxInflight count the invocations in progress (both
 	// routes), for tests of concurrency caps.
 	inflight, maxInflight atomic.Int64
+	invocations           atomic.Int64 // /invocations requests received
 }
 
 func (s *server) routes() http.Handler {
@@ -307,6 +311,13 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.status != http.StatusOK {
 		http.Error(w, fmt.Sprintf("testserver: scripted status %d", s.cfg.status), s.cfg.status)
 		return
+	}
+	if marker := os.Getenv("TESTSERVER_CRASH_ONCE"); marker != "" && s.invocations.Add(1) == 5 {
+		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			fmt.Fprintln(os.Stderr, "testserver: crashing mid-request (TESTSERVER_CRASH_ONCE)")
+			os.Exit(2)
+		}
 	}
 	if m := os.Getenv("TESTSERVER_REJECT"); m != "" && strings.Contains(string(body), m) {
 		http.Error(w, "testserver: rejected a record containing "+m, http.StatusBadRequest)
