@@ -322,7 +322,9 @@ func (r *run) object(ctx context.Context, key string) error {
 		return &Failure{Reason: fmt.Sprintf("Could not write the output of %s: %v", src, perr)}
 	}
 	if r.job.Done != nil {
-		if err := r.job.Done(ctx, key); err != nil {
+		// The output is written: record it even if the job is being
+		// stopped this instant, so a resumed run does not redo it.
+		if err := r.job.Done(context.WithoutCancel(ctx), key); err != nil {
 			return fmt.Errorf("checkpoint %s: %w", src, err)
 		}
 	}
