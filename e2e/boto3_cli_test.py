@@ -430,6 +430,39 @@ def s3_presigned_url_with_curl(ctx):
 
 
 @check
+def transform_job_completed(ctx):
+    # Batch transform over the same rows, split into lines and packed into
+    # mini-batches; the boto3 waiter polls DescribeTransformJob.
+    ctx.s3.put_object(Bucket=BUCKET, Key="batch-in/rows.csv", Body=ctx.rows)
+    name = "e2e-sklearn-transform"
+    resp = ctx.sm.create_transform_job(
+        TransformJobName=name,
+        ModelName=MODEL,
+        BatchStrategy="MultiRecord",
+        MaxPayloadInMB=1,
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                            "S3Uri": f"s3://{BUCKET}/batch-in/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/batch-out/", "AssembleWith": "Line",
+                         "Accept": "text/csv"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    if not resp["TransformJobArn"].endswith(f":transform-job/{name}"):
+        raise AssertionError(f"TransformJobArn {resp['TransformJobArn']}")
+    ctx.sm.get_waiter("transform_job_completed_or_stopped").wait(
+        TransformJobName=name, WaiterConfig=FAST_WAITER)
+    job = ctx.sm.describe_transform_job(TransformJobName=name)
+    expect_eq("TransformJobStatus", job["TransformJobStatus"], "Completed")
+    out = ctx.s3.get_object(Bucket=BUCKET, Key="batch-out/rows.csv.out")["Body"].read()
+    expect_eq("predictions", predictions(out), ctx.expected)
+    listed = ctx.sm.list_transform_jobs(NameContains="e2e-sklearn", StatusEquals="Completed")
+    expect_eq("listed jobs", [j["TransformJobName"] for j in listed["TransformJobSummaries"]], [name])
+
+
+@check
 def delete_endpoint_and_wait(ctx):
     start = time.monotonic()
     ctx.sm.delete_endpoint(EndpointName=ENDPOINT)

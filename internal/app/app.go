@@ -180,6 +180,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (*App, error) {
 		},
 		Logger:  logger,
 		DataDir: dataDir,
+		// Transform jobs read and write the object store and send their
+		// mini-batches through the router.
+		Objects: a.objects,
+		Jobs:    a.router,
 	})
 	a.startArtifactCache(ctx, fetcher, dataDir)
 	// Whatever clients can make berth log once per request goes through

@@ -58,5 +58,5 @@ func (s *Service) Restore(ctx context.Context) error {
 		}
 		s.loop.notify(loopKey(rec.Name))
 	}
-	return nil
+	return s.restoreJobs(ctx)
 }

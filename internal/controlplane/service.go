@@ -1,5 +1,5 @@
 // Package controlplane implements SageMaker's control plane for models,
-// endpoint configs and endpoints: it validates requests as SageMaker does,
+// endpoint configs, endpoints and transform jobs: it validates requests as SageMaker does,
 // persists every accepted change before acknowledging it, and reconciles
 // endpoints with running instances.
 //
@@ -45,9 +45,25 @@
 // when berth dies resumes at that step after the restart and completes
 // (or rolls back, as any update whose new fleet fails).
 //
+// # Transform jobs
+//
+// Transform jobs (transform.go) are the second resource kind on this
+// shape. CreateTransformJob validates, stores the job InProgress with the
+// model frozen into it, and notifies s.jobs. A pass over an InProgress job
+// runs it whole: it starts TransformResources.InstanceCount instances with
+// the batch environment, asks the container's GET /execution-parameters,
+// publishes the instances to the router under a table named
+// "transform-job:<name>" (a name no client can invoke, since endpoint
+// names cannot hold ':'), and hands the data path to internal/batch,
+// which checkpoints each finished object in the store. StopTransformJob
+// writes Stopping and interrupts the pass; the pass's deferred clean-up
+// stops the instances and the next pass writes Stopped. Close interrupts
+// running jobs without changing their status, and Restore hands them back
+// to the loop, which skips the checkpointed objects.
+//
 // # Adding a resource kind
 //
-// A transform job, an async queue or an accelerator slice plugs into the
+// An async queue or an accelerator slice plugs into the
 // same shape: store its desired state as a record of its own kind (with a
 // Generation), make its API calls validate, write and notify, and give it
 // a reconciler of its own:
@@ -78,6 +94,7 @@ import (
 	"github.com/berth-io/berth/internal/artifacts"
 	"github.com/berth-io/berth/internal/capture"
 	"github.com/berth-io/berth/internal/fault"
+	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/router"
 	"github.com/berth-io/berth/internal/runtime"
 	"github.com/berth-io/berth/internal/store"
@@ -162,6 +179,11 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now returns the current time; time.Now when nil.
 	Now func() time.Time
+	// Objects holds transform jobs' input and output, and Jobs sends
+	// their mini-batches (the router); with either nil, CreateTransformJob
+	// is refused.
+	Objects objstore.Store
+	Jobs    JobInvoker
 	// DataDir is berth's data directory. FailureReasons, which any API
 	// client may read, name it "<data-dir>" instead.
 	DataDir string
@@ -175,6 +197,7 @@ type Service struct {
 
 	clock Clock
 	loop  *reconciler // of endpoints, by loopKey
+	jobs  *reconciler // of transform jobs, by loopKey
 
 	mu   sync.Mutex
 	live map[string]*liveEndpoint // by loopKey; each touched by its worker only
@@ -234,6 +257,7 @@ func New(opts Options) *Service {
 		bgCancel: cancel,
 	}
 	s.loop = newReconciler(opts.Clock, opts.ResyncPeriod, s.syncEndpoint)
+	s.jobs = newReconciler(opts.Clock, opts.ResyncPeriod, s.syncJob)
 	return s
 }
 
@@ -241,6 +265,7 @@ func New(opts Options) *Service {
 func (s *Service) Close(ctx context.Context) {
 	s.StopSettleWaits()
 	s.loop.stop()
+	s.jobs.stop()
 	s.bgCancel()
 	s.bg.Wait()
 	s.mu.Lock()

@@ -12,18 +12,18 @@ import (
 	"github.com/berth-io/berth/internal/store"
 )
 
-var resourceARN = regexp.MustCompile(`^arn:aws[a-z\-]*:sagemaker:([a-z0-9\-]*):([0-9]{12}):(model|endpoint-config|endpoint)/(.+)$`)
+var resourceARN = regexp.MustCompile(`^arn:aws[a-z\-]*:sagemaker:([a-z0-9\-]*):([0-9]{12}):(model|endpoint-config|endpoint|transform-job)/(.+)$`)
 
 // taggable resolves a resource ARN to its store kind and name.
 func (s *Service) taggable(arn string) (kind, name string, err error) {
 	m := resourceARN.FindStringSubmatch(arn)
 	if m == nil {
-		return "", "", fault.New(fault.Invalid, "1 validation error detected: Value '%s' at 'resourceArn' failed to satisfy constraint: Member must be the ARN of a berth model, endpoint config or endpoint", arn)
+		return "", "", fault.New(fault.Invalid, "1 validation error detected: Value '%s' at 'resourceArn' failed to satisfy constraint: Member must be the ARN of a berth model, endpoint config, endpoint or transform job", arn)
 	}
 	if m[1] != s.opts.Region || m[2] != s.opts.AccountID {
 		return "", "", fault.New(fault.NotFound, "Resource %q does not exist in region %s of account %s.", arn, s.opts.Region, s.opts.AccountID)
 	}
-	kinds := map[string]string{"model": kindModel, "endpoint-config": kindEndpointConfig, "endpoint": kindEndpoint}
+	kinds := map[string]string{"model": kindModel, "endpoint-config": kindEndpointConfig, "endpoint": kindEndpoint, "transform-job": kindTransformJob}
 	return kinds[m[3]], m[4], nil
 }
 

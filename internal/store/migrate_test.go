@@ -184,7 +184,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 // laterSteps stand for future migrations: a new indexed table (two
 // statements in one SQL step) and a Go step that rewrites stored bodies.
 func laterSteps(fail error) []migration {
-	steps := append([]migration(nil), migrations...)
+	steps := append([]migration(nil), migrations[:1]...)
 	return append(steps,
 		migration{version: 2, name: "queue table", sql: `
 CREATE TABLE queue (id INTEGER PRIMARY KEY, endpoint TEXT NOT NULL, due INTEGER NOT NULL);

@@ -108,6 +108,14 @@ CREATE TABLE IF NOT EXISTS resources (
 	body     BLOB NOT NULL,
 	PRIMARY KEY (kind, name)
 );`},
+	// Transform job checkpoints: one row per input object whose output is
+	// written whole, so a restarted job skips it.
+	{version: 2, name: "transform job progress", sql: `
+CREATE TABLE transform_progress (
+	job    TEXT NOT NULL COLLATE NOCASE,
+	object TEXT NOT NULL,
+	PRIMARY KEY (job, object)
+);`},
 }
 
 // Open opens (creating if needed) the database file berth.db in dir and
@@ -330,4 +338,42 @@ func scan(row scanner) (Record, error) {
 	rec.Created = time.Unix(0, created)
 	rec.Modified = time.Unix(0, modified)
 	return rec, nil
+}
+
+// MarkObjectDone records that a transform job finished an input object
+// (its output is written whole). Marking it again is not an error.
+func (s *Store) MarkObjectDone(ctx context.Context, job, object string) error {
+	if _, err := s.w.ExecContext(ctx, `INSERT OR IGNORE INTO transform_progress (job, object) VALUES (?, ?)`, job, object); err != nil {
+		return fmt.Errorf("checkpoint transform job %q object %q: %w", job, object, err)
+	}
+	return nil
+}
+
+// DoneObjects returns the input objects a transform job has finished.
+func (s *Store) DoneObjects(ctx context.Context, job string) (map[string]bool, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT object FROM transform_progress WHERE job = ?`, job)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints of transform job %q: %w", job, err)
+	}
+	defer rows.Close()
+	done := map[string]bool{}
+	for rows.Next() {
+		var o string
+		if err := rows.Scan(&o); err != nil {
+			return nil, fmt.Errorf("read checkpoints of transform job %q: %w", job, err)
+		}
+		done[o] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read checkpoints of transform job %q: %w", job, err)
+	}
+	return done, nil
+}
+
+// ClearProgress forgets a transform job's checkpoints (the job ended).
+func (s *Store) ClearProgress(ctx context.Context, job string) error {
+	if _, err := s.w.ExecContext(ctx, `DELETE FROM transform_progress WHERE job = ?`, job); err != nil {
+		return fmt.Errorf("clear checkpoints of transform job %q: %w", job, err)
+	}
+	return nil
 }

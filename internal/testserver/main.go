@@ -22,6 +22,7 @@
 //	SAGEMAKER_BIND_TO_PORT  port to listen on, on 127.0.0.1 (default 8080)
 //	TESTSERVER_MODE         echo (default): the request body with its
 //	                        Content-Type; upper: the body upper-cased;
+//	                        length: the body's length in decimal;
 //	                        model-file: the contents of
 //	                        $SM_MODEL_DIR/$TESTSERVER_MODEL_FILE; env: the
 //	                        process environment as a JSON object;
@@ -51,6 +52,13 @@
 //	                        before every answer, so exactly one instance
 //	                        of a variant is slow
 //	TESTSERVER_SLOW_SLEEP   the slow instance's extra delay (default 50ms)
+//	TESTSERVER_REJECT       a string: an invocation whose body contains it
+//	                        is answered 400 (a record the model rejects)
+//	TESTSERVER_CRASH_ONCE   a file path: the first process to receive its
+//	                        5th invocation creates it and exits without
+//	                        answering (later processes never crash)
+//	TESTSERVER_EXEC_PARAMS  a JSON body: GET /execution-parameters answers
+//	                        it (without the variable, that path is 404)
 //
 // The request header X-Testserver-Sleep (a Go duration) adds a delay to
 // one invocation; X-Amzn-SageMaker-Custom-Attributes is echoed back. Without TESTSERVER_IGNORE_TERM, SIGTERM shuts the server
@@ -102,7 +110,7 @@ func loadConfig() (config, error) {
 		status:    http.StatusOK,
 	}
 	switch c.mode {
-	case "echo", "upper", "model-file", "env", "stream", "stream-break", "garbage":
+	case "echo", "upper", "length", "model-file", "env", "stream", "stream-break", "garbage":
 	default:
 		return c, fmt.Errorf("unknown TESTSERVER_MODE %q", c.mode)
 	}
@@ -201,6 +209,7 @@ type server struct {
 	// inflight and maxInflight count the invocations in progress (both
 	// routes), for tests of concurrency caps.
 	inflight, maxInflight atomic.Int64
+	invocations           atomic.Int64 // /invocations requests received
 }
 
 func (s *server) routes() http.Handler {
@@ -208,6 +217,12 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("GET /ping", s.ping)
 	mux.HandleFunc("POST /invocations", s.invoke)
 	mux.HandleFunc("POST /models/{name}/invoke", s.invokeModel)
+	if p := os.Getenv("TESTSERVER_EXEC_PARAMS"); p != "" {
+		mux.HandleFunc("GET /execution-parameters", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, p)
+		})
+	}
 	mux.HandleFunc("GET /inflight", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%d %d", s.inflight.Load(), s.maxInflight.Load())
 	})
@@ -297,6 +312,17 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("testserver: scripted status %d", s.cfg.status), s.cfg.status)
 		return
 	}
+	if marker := os.Getenv("TESTSERVER_CRASH_ONCE"); marker != "" && s.invocations.Add(1) == 5 {
+		if f, err := os.OpenFile(marker, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600); err == nil {
+			f.Close()
+			fmt.Fprintln(os.Stderr, "testserver: crashing mid-request (TESTSERVER_CRASH_ONCE)")
+			os.Exit(2)
+		}
+	}
+	if m := os.Getenv("TESTSERVER_REJECT"); m != "" && strings.Contains(string(body), m) {
+		http.Error(w, "testserver: rejected a record containing "+m, http.StatusBadRequest)
+		return
+	}
 
 	contentType := r.Header.Get("Content-Type")
 	var out []byte
@@ -314,6 +340,9 @@ func (s *server) invoke(w http.ResponseWriter, r *http.Request) {
 		out = body
 	case "upper":
 		out = []byte(strings.ToUpper(string(body)))
+	case "length":
+		out = []byte(strconv.Itoa(len(body)))
+		contentType = "text/plain"
 	case "model-file":
 		dir := os.Getenv("SM_MODEL_DIR")
 		if dir == "" {
