@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sagemaker"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/sagemaker/types"
+
+	"github.com/berth-io/berth/internal/testutil"
 )
 
 // jobInput builds a CreateTransformJob request over s3://in/<prefix>
@@ -359,7 +361,7 @@ func TestTransformJobStop(t *testing.T) {
 	if _, err := s.sm.CreateTransformJob(ctx, jobInput("stopme", "slow", "s/", nil)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, func() error {
+	testutil.WaitFor(t, 20*time.Second, func() error {
 		d, err := s.sm.DescribeTransformJob(ctx, &sagemaker.DescribeTransformJobInput{TransformJobName: aws.String("stopme")})
 		if err != nil || d.TransformStartTime == nil {
 			return fmt.Errorf("not started: %v", err)
@@ -407,7 +409,7 @@ func TestTransformJobResumesAfterRestart(t *testing.T) {
 	}
 	// One object takes about 40 × 20 ms: wait for the first output, then
 	// stop berth with the job in the middle.
-	waitFor(t, 20*time.Second, func() error {
+	testutil.WaitFor(t, 20*time.Second, func() error {
 		if len(s.outputKeys(t, "batch-out", "resume/")) == 0 {
 			return fmt.Errorf("no output yet")
 		}
