@@ -9,12 +9,16 @@ import (
 	"syscall"
 )
 
-// procAttr starts a model server as the leader of a session and process
-// group of its own (so that stopping it stops its children, and its group
-// can be told apart once the leader is gone), which the kernel kills if
-// berth dies.
+// procAttr starts a model server as the leader of a process group of its
+// own (so that stopping it stops its children, and its group can be told
+// apart once the leader is gone), which the kernel kills if berth dies.
+// It stays in berth's session: a session of its own would also put it in
+// a scheduling autogroup of its own where the kernel has them
+// (sched_autogroup), which changes how the CPU is shared between berth
+// and its models (measured: 20 % fewer invocations per second on two
+// cores).
 func procAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }
 
 // noGate is set once the kernel refused PTRACE_TRACEME (a seccomp filter,

@@ -7,13 +7,13 @@ import (
 	"syscall"
 )
 
-// procAttr starts a model server as the leader of a session and process
-// group of its own. Only on Linux does the kernel kill it when berth dies
+// procAttr starts a model server as the leader of a process group of its
+// own. Only on Linux does the kernel kill it when berth dies
 // (and only there do pid files, which need /proc, let Recover find it
 // later): elsewhere a model server outlives a berth killed with SIGKILL.
 // An orderly exit stops every server on any system.
 func procAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setsid: true}
+	return &syscall.SysProcAttr{Setpgid: true}
 }
 
 // startGated starts cmd and then records it: only Linux can hold a new

@@ -106,12 +106,24 @@ func TestRecordedBeforeFirstInstruction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("%d %d %d\n", in.PID(), in.PID(), start); string(b) != want {
+	if want := fmt.Sprintf("%d %d %d %d\n", in.PID(), in.PID(), start, mustSid(t)); string(b) != want {
 		t.Errorf("the process saw pid file %q, want %q", b, want)
 	}
-	if info, _ := readProcInfo(in.PID()); info.pgid != in.PID() || info.session != in.PID() {
-		t.Errorf("process %d: group %d, session %d; want it to lead both", in.PID(), info.pgid, info.session)
+	if info, _ := readProcInfo(in.PID()); info.pgid != in.PID() || info.session != mustSid(t) {
+		t.Errorf("process %d: group %d, session %d; want it to lead its group in berth's session %d", in.PID(), info.pgid, info.session, mustSid(t))
 	}
+}
+
+// mustSid returns the session of the test process, which model processes
+// share (a session of their own would put them in a scheduling autogroup
+// of their own).
+func mustSid(t *testing.T) int {
+	t.Helper()
+	info, err := readProcInfo(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.session
 }
 
 // TestStopKillsGrandchildren: Stop leaves nothing of the group behind,

@@ -15,13 +15,16 @@ import (
 )
 
 // pidFileName is the file, in an instance directory, naming the running
-// process: "<pid> <pgid> <start time>\n", the start time being field 22
+// process: "<pid> <pgid> <start time> <session>\n", the start time being field 22
 // of /proc/<pid>/stat (clock ticks since boot), so that a pid reused by an
 // unrelated process is never mistaken for ours. The process leads its own
-// session and process group, so pgid equals pid; it is written down so
-// that the group can be found once its leader is gone. It is written
+// process group, so pgid equals pid; it is written down so
+// that the group can be found once its leader is gone, with the session
+// the group belongs to (berth's), which tells it from an unrelated group
+// that reuses the number later. It is written
 // before the process runs any code of its own (see startGated). Files of
-// the older form "<pid> <start time>" are read too.
+// the older forms "<pid> <pgid> <start time>" (a process that led its own
+// session) and "<pid> <start time>" are read too.
 const pidFileName = "pid"
 
 // procInfo is what berth reads about a process from /proc/<pid>/stat.
@@ -74,17 +77,20 @@ func procStartTime(pid int) (start uint64, zombie bool, err error) {
 type pidRecord struct {
 	pid, pgid int
 	start     uint64
+	// session is the session of the group; -1 when unknown (the oldest
+	// form), and then orphans of a dead leader are never swept.
+	session int
 }
 
 // writePIDFile records pid, which leads its own process group, with its
 // start time in dir, atomically.
 func writePIDFile(dir string, pid int) error {
-	start, _, err := procStartTime(pid)
+	info, err := readProcInfo(pid)
 	if err != nil {
 		return fmt.Errorf("write pid file: %w", err)
 	}
 	tmp := filepath.Join(dir, pidFileName+".tmp")
-	data := fmt.Sprintf("%d %d %d\n", pid, pid, start)
+	data := fmt.Sprintf("%d %d %d %d\n", pid, pid, info.start, info.session)
 	if err := os.WriteFile(tmp, []byte(data), 0o600); err != nil {
 		return fmt.Errorf("write pid file: %w", err)
 	}
@@ -100,13 +106,19 @@ func readPIDFile(path string) (pidRecord, error) {
 		return pidRecord{}, err
 	}
 	f := strings.Fields(string(b))
-	if len(f) == 2 { // the older form: the group id is the pid
-		f = []string{f[0], f[0], f[1]}
-	}
-	if len(f) != 3 {
-		return pidRecord{}, fmt.Errorf("pid file %s: want \"<pid> <pgid> <start time>\"", path)
-	}
 	var r pidRecord
+	switch len(f) {
+	case 2: // the oldest form: the group id is the pid, the session unknown
+		f = []string{f[0], f[0], f[1]}
+		r.session = -1
+	case 3: // the process led its own session too
+	case 4:
+		if r.session, err = strconv.Atoi(f[3]); err != nil || r.session < 0 {
+			return pidRecord{}, fmt.Errorf("pid file %s: bad session %q", path, f[3])
+		}
+	default:
+		return pidRecord{}, fmt.Errorf("pid file %s: want \"<pid> <pgid> <start time> <session>\"", path)
+	}
 	if r.pid, err = strconv.Atoi(f[0]); err != nil || r.pid <= 1 {
 		return pidRecord{}, fmt.Errorf("pid file %s: bad pid %q", path, f[0])
 	}
@@ -115,6 +127,9 @@ func readPIDFile(path string) (pidRecord, error) {
 	}
 	if r.start, err = strconv.ParseUint(f[2], 10, 64); err != nil {
 		return pidRecord{}, fmt.Errorf("pid file %s: bad start time %q", path, f[2])
+	}
+	if len(f) == 3 && r.session == 0 {
+		r.session = r.pgid
 	}
 	return r, nil
 }
@@ -129,8 +144,10 @@ func readPIDFile(path string) (pidRecord, error) {
 // or session id. So if a process now runs under the leader's pid with
 // another start time, the number was free, the group had died, and
 // nothing may be killed. If no process has that pid, members whose group
-// and session are the leader's (the leader started its own session) and
-// which started no earlier than it are the orphans of our group.
+// and session are the recorded ones and which started no earlier than the
+// leader are the orphans of our group (an unrelated group that reuses the
+// number after ours died belongs to another session, or started later
+// than a leader of ours could have).
 func strayGroup(rec pidRecord) bool {
 	if leader, err := readProcInfo(rec.pid); err == nil {
 		return leader.start == rec.start && leader.pgid == rec.pgid
@@ -145,7 +162,7 @@ func strayGroup(rec pidRecord) bool {
 			continue
 		}
 		info, err := readProcInfo(pid)
-		if err == nil && info.pgid == rec.pgid && info.session == rec.pgid && info.start >= rec.start && info.state != 'Z' {
+		if err == nil && info.pgid == rec.pgid && info.session == rec.session && info.start >= rec.start && info.state != 'Z' {
 			return true
 		}
 	}

@@ -11,7 +11,7 @@
 // container. A process gets a minimal environment
 // (never berth's own: no AWS credentials, no BERTH_* settings), the
 // SageMaker variables SAGEMAKER_BIND_TO_PORT, SAGEMAKER_SAFE_PORT_RANGE and
-// SM_MODEL_DIR, and leads its own session and process group, which is
+// SM_MODEL_DIR, and leads its own process group, which is
 // what Stop signals and what is killed when the process exits. On Linux
 // the group is recorded in the pid file before the process runs its
 // first instruction, and processes die with berth: they are forked with
