@@ -154,6 +154,7 @@ func TestTransformJobCorruptInput(t *testing.T) {
 		t.Fatalf("corrupt gzip: %s %q", d.TransformJobStatus, reason)
 	}
 
+	t.Logf("gzip: %s", reason)
 	_, framed := binaryRecords("TFRecord", 5)
 	// Flip a byte of the second record's data (after its 12-byte header).
 	first := 8 + 4 + len("rec-0000-") + 4
@@ -166,6 +167,7 @@ func TestTransformJobCorruptInput(t *testing.T) {
 	if d.TransformJobStatus != smtypes.TransformJobStatusFailed || !strings.Contains(reason, "s3://batch-in/tf/bad.tfrecord") || !strings.Contains(reason, "record 2 ") || !strings.Contains(reason, "checksum") {
 		t.Fatalf("TFRecord checksum: %s %q", d.TransformJobStatus, reason)
 	}
+	t.Logf("TFRecord: %s", reason)
 	for _, job := range []string{"corrupt-gzip/", "corrupt-tf/"} {
 		if keys := s.outputKeys(t, "batch-out", job); len(keys) != 0 {
 			t.Fatalf("partial output %v", keys)
@@ -180,9 +182,12 @@ func TestTransformJobDataProcessingCSV(t *testing.T) {
 	s.upload(t, "batch-out", "keep", []byte("x"))
 	s.createModel(t, "length", map[string]string{"TESTSERVER_MODE": "length"}, "")
 	s.createModel(t, "upper", map[string]string{"TESTSERVER_MODE": "upper"}, "")
+	// Rows of about 5 kB, so that MultiRecord batches of 1 MB split the
+	// object into several, a row held over from one batch to the next.
+	pad := strings.Repeat("p", 5000)
 	var in, wantLen, wantUpper bytes.Buffer
 	for i := range 500 {
-		feat := fmt.Sprintf("f%d,%s", i, strings.Repeat("g", i%9))
+		feat := fmt.Sprintf("f%d,%s,%s", i, pad, strings.Repeat("g", i%9))
 		fmt.Fprintf(&in, "id%d,%s\n", i, feat)
 		fmt.Fprintf(&wantLen, "id%d,%d\n", i, len(feat)+1) // the model gets the line with its newline
 		fmt.Fprintf(&wantUpper, "id%d,%s\n", i, strings.ToUpper(strings.Repeat("g", i%9)))

@@ -284,14 +284,14 @@ func TestTransformJobValidation(t *testing.T) {
 		{"invalid input filter", func(in *sagemaker.CreateTransformJobInput) {
 			in.TransformInput.ContentType = aws.String("text/csv")
 			in.DataProcessing = &smtypes.DataProcessing{InputFilter: aws.String("$[?@.a]")}
-		}, "InputFilter"},
+		}, `Invalid DataProcessing: InputFilter: "$[?@.a]"`},
 		{"invalid output filter", func(in *sagemaker.CreateTransformJobInput) {
 			in.TransformInput.ContentType = aws.String("text/csv")
 			in.DataProcessing = &smtypes.DataProcessing{OutputFilter: aws.String("features")}
-		}, "OutputFilter"},
+		}, `Invalid DataProcessing: OutputFilter: "features"`},
 		{"join on a content type the filters cannot read", func(in *sagemaker.CreateTransformJobInput) {
 			in.DataProcessing = &smtypes.DataProcessing{JoinSource: smtypes.JoinSourceInput}
-		}, "ContentType"},
+		}, `Invalid DataProcessing: ContentType "text/plain"`},
 		{"filters on TFRecord", func(in *sagemaker.CreateTransformJobInput) {
 			in.TransformInput.ContentType = aws.String("application/json")
 			in.TransformInput.SplitType = smtypes.SplitTypeTfrecord

@@ -280,7 +280,10 @@ func newProcessor(j *TransformJobRequest) (*dataproc.Processor, error) {
 		Accept:       j.TransformOutput.Accept,
 	})
 	if err != nil {
-		return nil, fault.New(fault.Invalid, "Invalid DataProcessing: %v", err)
+		// The field comes first in err; drop the sentinel's own words so
+		// they do not repeat the prefix.
+		msg := strings.Replace(err.Error(), dataproc.ErrInvalidConfig.Error()+": ", "", 1)
+		return nil, fault.New(fault.Invalid, "Invalid DataProcessing: %s", msg)
 	}
 	if p.Identity() {
 		return nil, nil
