@@ -262,4 +262,17 @@ func TestTransformJobDataProcessingJSONLines(t *testing.T) {
 		}
 		s.wantOutput(t, c.name, "a.jsonl.out", c.want)
 	}
+	// A whole JSON object (SplitType None) that is not a JSON object is
+	// joined under SageMakerInput.
+	s.createModel(t, "echo", nil, "")
+	s.upload(t, "batch-in", "js/a.json", []byte(`[1,2.50,"x"]`))
+	d := s.runJob(t, jobInput("json-array", "echo", "js/", func(in *sagemaker.CreateTransformJobInput) {
+		in.TransformInput.ContentType = aws.String("application/json")
+		in.TransformInput.SplitType = smtypes.SplitTypeNone
+		in.DataProcessing = &smtypes.DataProcessing{JoinSource: smtypes.JoinSourceInput}
+	}))
+	if d.TransformJobStatus != smtypes.TransformJobStatusCompleted {
+		t.Fatalf("json-array: %s %q", d.TransformJobStatus, aws.ToString(d.FailureReason))
+	}
+	s.wantOutput(t, "json-array", "a.json.out", []byte(`{"SageMakerInput":[1,2.50,"x"],"SageMakerOutput":[1,2.50,"x"]}`))
 }

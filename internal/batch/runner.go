@@ -18,7 +18,8 @@
 // each batch takes one of Slots tokens before it is sent and gives it back
 // once its answer is written out, so at most Slots batches and their
 // answers are in memory, whatever the input size: memory is bounded by
-// MaxPayload × Slots. Several batches of one object are in flight at once;
+// MaxPayload × Slots (about twice that with a DataProcessing join, whose
+// batches carry their original records too). Several batches of one object are in flight at once;
 // the object's writer takes their answers in input order and streams them
 // into the object store's Put, which makes the output object appear only
 // when it is complete. A failure or a stop aborts the Put, so no partial
