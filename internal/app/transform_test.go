@@ -281,13 +281,22 @@ func TestTransformJobValidation(t *testing.T) {
 		{"manifest", func(in *sagemaker.CreateTransformJobInput) {
 			in.TransformInput.DataSource.S3DataSource.S3DataType = smtypes.S3DataTypeManifestFile
 		}, "does not support S3DataType ManifestFile for transform jobs yet"},
-		{"gzip", func(in *sagemaker.CreateTransformJobInput) {
-			in.TransformInput.CompressionType = smtypes.CompressionTypeGzip
-		}, "does not support CompressionType Gzip"},
-		{"recordio", func(in *sagemaker.CreateTransformJobInput) { in.TransformInput.SplitType = smtypes.SplitTypeRecordio }, "does not support SplitType RecordIO"},
-		{"filters", func(in *sagemaker.CreateTransformJobInput) {
-			in.DataProcessing = &smtypes.DataProcessing{InputFilter: aws.String("$[1:]")}
-		}, "does not support DataProcessing"},
+		{"invalid input filter", func(in *sagemaker.CreateTransformJobInput) {
+			in.TransformInput.ContentType = aws.String("text/csv")
+			in.DataProcessing = &smtypes.DataProcessing{InputFilter: aws.String("$[?@.a]")}
+		}, `Invalid DataProcessing: InputFilter: "$[?@.a]"`},
+		{"invalid output filter", func(in *sagemaker.CreateTransformJobInput) {
+			in.TransformInput.ContentType = aws.String("text/csv")
+			in.DataProcessing = &smtypes.DataProcessing{OutputFilter: aws.String("features")}
+		}, `Invalid DataProcessing: OutputFilter: "features"`},
+		{"join on a content type the filters cannot read", func(in *sagemaker.CreateTransformJobInput) {
+			in.DataProcessing = &smtypes.DataProcessing{JoinSource: smtypes.JoinSourceInput}
+		}, `Invalid DataProcessing: ContentType "text/plain"`},
+		{"filters on TFRecord", func(in *sagemaker.CreateTransformJobInput) {
+			in.TransformInput.ContentType = aws.String("application/json")
+			in.TransformInput.SplitType = smtypes.SplitTypeTfrecord
+			in.DataProcessing = &smtypes.DataProcessing{InputFilter: aws.String("$.features")}
+		}, "SplitType TFRecord"},
 		{"payload 0", func(in *sagemaker.CreateTransformJobInput) { in.MaxPayloadInMB = aws.Int32(0) }, "MaxPayloadInMB 0"},
 	}
 	for _, c := range cases {

@@ -18,11 +18,22 @@
 // each batch takes one of Slots tokens before it is sent and gives it back
 // once its answer is written out, so at most Slots batches and their
 // answers are in memory, whatever the input size: memory is bounded by
-// MaxPayload × Slots. Several batches of one object are in flight at once;
+// MaxPayload × Slots (about twice that with a DataProcessing join, whose
+// batches carry their original records too). Several batches of one object are in flight at once;
 // the object's writer takes their answers in input order and streams them
 // into the object store's Put, which makes the output object appear only
 // when it is complete. A failure or a stop aborts the Put, so no partial
 // output is ever visible.
+//
+// # Records and DataProcessing
+//
+// Each object is decompressed (CompressionType) and split (SplitType) as a
+// stream by package records, which also packs the mini-batches. When the
+// job has DataProcessing, InputFilter is applied to each record before it
+// is batched, so a batch packs filtered records; the original records of a
+// batch travel with it while it is in flight, and once the model answers,
+// the answer is split into one output record per input record (one line
+// each for SplitType Line) and joined and filtered by package dataproc.
 //
 // # Faults and resume
 //
@@ -44,6 +55,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-io/berth/internal/batch/dataproc"
+	"github.com/berth-io/berth/internal/batch/records"
 	"github.com/berth-io/berth/internal/objstore"
 )
 
@@ -55,12 +68,18 @@ type Job struct {
 	// OutputBucket and OutputPrefix: the output of input key K is
 	// OutputPrefix/<K relative to the input prefix's folder>.out.
 	OutputBucket, OutputPrefix string
-	// SplitType is None or Line; BatchStrategy SingleRecord or
-	// MultiRecord; AssembleWith None or Line.
-	SplitType, BatchStrategy, AssembleWith string
+	// CompressionType is None or Gzip; SplitType None, Line, RecordIO or
+	// TFRecord; BatchStrategy SingleRecord or MultiRecord; AssembleWith
+	// None or Line.
+	CompressionType, SplitType, BatchStrategy, AssembleWith string
+	// Process applies DataProcessing; nil (or an identity processor) sends
+	// records and writes answers unchanged.
+	Process *dataproc.Processor
 	// Accept is the output objects' content type when set.
 	Accept string
-	// MaxPayload bounds one mini-batch, in bytes.
+	// MaxPayload bounds one mini-batch, and one record, in bytes; it must
+	// be positive (records treats 0 as unlimited, which would make memory
+	// depend on the input's size).
 	MaxPayload int64
 	// Slots is how many mini-batches are in flight at once, over all
 	// instances (InstanceCount × MaxConcurrentTransforms).
@@ -109,6 +128,12 @@ type Stats struct {
 func Run(ctx context.Context, store objstore.Store, job Job, invoke Invoker) (Stats, error) {
 	if job.Slots < 1 {
 		job.Slots = 1
+	}
+	if job.MaxPayload <= 0 {
+		return Stats{}, errors.New("batch: MaxPayload must be positive")
+	}
+	if job.Process != nil && job.Process.Identity() {
+		job.Process = nil
 	}
 	if job.RetryBackoff <= 0 {
 		job.RetryBackoff = 100 * time.Millisecond
@@ -205,10 +230,11 @@ type run struct {
 
 // result is one mini-batch's place in its object's output.
 type result struct {
-	batch Batch
-	done  chan struct{}
-	out   []byte
-	err   error
+	batch  records.Batch
+	inputs [][]byte // the batch's original records, when Output needs them
+	done   chan struct{}
+	out    []byte
+	err    error
 }
 
 // object transforms one input object and writes its output whole.
@@ -222,11 +248,22 @@ func (r *run) object(ctx context.Context, key string) error {
 		return &Failure{Reason: fmt.Sprintf("Could not read input object %s: %v", src, err)}
 	}
 	defer body.Close()
-	rd, err := newReader(body, r.job.SplitType, r.job.MaxPayload)
+	dec, err := records.Decompress(body, r.job.CompressionType)
 	if err != nil {
 		return &Failure{Reason: fmt.Sprintf("Input object %s: %v", src, err)}
 	}
-	b := newBatcher(rd, r.job.BatchStrategy, r.job.SplitType, r.job.MaxPayload)
+	defer dec.Close()
+	var rd records.Reader
+	rd, err = records.NewReader(dec, r.job.SplitType, r.job.MaxPayload)
+	if err != nil {
+		return &Failure{Reason: fmt.Sprintf("Input object %s: %v", src, err)}
+	}
+	var pr0 *procReader
+	if p := r.job.Process; p != nil {
+		pr0 = &procReader{rd: rd, p: p, keep: p.Joins()}
+		rd = pr0
+	}
+	b := records.NewBatcher(rd, r.job.BatchStrategy, r.job.SplitType, r.job.MaxPayload)
 
 	octx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -281,9 +318,8 @@ func (r *run) object(ctx context.Context, key string) error {
 		}
 		if err != nil {
 			<-r.tokens
-			var big *RecordTooLargeError
-			if errors.As(err, &big) {
-				readErr = &Failure{Reason: fmt.Sprintf("Input object %s: %v.", src, err)}
+			if reason, ok := recordReason(src, err); ok {
+				readErr = &Failure{Reason: reason}
 			} else if ctx.Err() != nil {
 				readErr = ctx.Err()
 			} else {
@@ -293,12 +329,18 @@ func (r *run) object(ctx context.Context, key string) error {
 			break
 		}
 		res := &result{batch: bt, done: make(chan struct{})}
+		if pr0 != nil {
+			res.inputs = pr0.take(bt.First, bt.Count)
+		}
 		order <- res
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
 			defer close(res.done)
 			res.out, res.err = r.send(octx, src, bt)
+			if res.err == nil && r.job.Process != nil {
+				res.out, res.err = r.output(src, res)
+			}
 		}()
 	}
 	close(order)
@@ -345,7 +387,7 @@ func (r *run) write(w io.Writer, out []byte) error {
 }
 
 // send invokes one mini-batch, retrying what may succeed on another try.
-func (r *run) send(ctx context.Context, src string, bt Batch) ([]byte, error) {
+func (r *run) send(ctx context.Context, src string, bt records.Batch) ([]byte, error) {
 	wait := r.job.RetryBackoff
 	for attempt := 0; ; attempt++ {
 		out, err := r.invoke(ctx, bt.Body)
@@ -378,7 +420,7 @@ func (r *run) send(ctx context.Context, src string, bt Batch) ([]byte, error) {
 
 // recordRange names a batch's records, counted from 1 (for SplitType
 // Line, record n is line n).
-func recordRange(bt Batch) string {
+func recordRange(bt records.Batch) string {
 	if bt.Count == 1 {
 		return fmt.Sprintf("record %d", bt.First+1)
 	}

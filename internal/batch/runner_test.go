@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-io/berth/internal/batch/dataproc"
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/objstore/disk"
 )
@@ -185,5 +186,41 @@ func TestRunLargeObjectBoundedMemory(t *testing.T) {
 	}
 	if grew := int64(peak) - int64(base.HeapInuse); grew > 32<<20 {
 		t.Errorf("heap grew by %d MB for a 64 MB object with 4 × 1 MB in flight", grew>>20)
+	}
+}
+
+// With DataProcessing, each batch carries its original records while in
+// flight: rows filtered before batching, answered out of order, joined
+// back to the right input rows, with a row held over between batches.
+func TestRunDataProcessingJoin(t *testing.T) {
+	st := newStore(t)
+	var in, want bytes.Buffer
+	for i := range 300 {
+		fmt.Fprintf(&in, "id%d,v%d,%s\n", i, i, strings.Repeat("w", i%5))
+		fmt.Fprintf(&want, "id%d,%s\n", i, strings.ToUpper(strings.Repeat("w", i%5)))
+	}
+	put(t, st, "p/rows.csv", in.Bytes())
+	proc, err := dataproc.New(dataproc.Config{InputFilter: "$[1:]", OutputFilter: "$[0,-1]", JoinSource: "Input", ContentType: "text/csv"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches atomic.Int64
+	invoke := func(ctx context.Context, body []byte) ([]byte, error) {
+		batches.Add(1)
+		time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond)
+		return bytes.ToUpper(body), nil
+	}
+	job := Job{InputBucket: "bin", InputPrefix: "p/", OutputBucket: "bout", OutputPrefix: "o",
+		SplitType: "Line", BatchStrategy: "MultiRecord", AssembleWith: "Line",
+		MaxPayload: 40, Slots: 8, Process: proc}
+	if _, err := Run(context.Background(), st, job, invoke); err != nil {
+		t.Fatal(err)
+	}
+	got, err := get(st, "o/rows.csv.out")
+	if err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Fatalf("output %q (%v)\nwant %q", got, err, want.Bytes())
+	}
+	if batches.Load() < 50 {
+		t.Fatalf("only %d batches: the test does not hold rows over between batches", batches.Load())
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/berth-io/berth/internal/batch"
+	"github.com/berth-io/berth/internal/batch/dataproc"
 	"github.com/berth-io/berth/internal/fault"
 	"github.com/berth-io/berth/internal/objstore"
 	"github.com/berth-io/berth/internal/router"
@@ -253,22 +254,44 @@ func checkTransformSupported(j *TransformJobRequest) error {
 		return unsupported("S3DataType " + in.DataSource.S3DataSource.S3DataType)
 	case strings.HasPrefix(in.DataSource.S3DataSource.S3Uri, "https://"), strings.HasPrefix(j.TransformOutput.S3OutputPath, "https://"):
 		return unsupported("https:// locations (use s3:// URIs)")
-	case in.CompressionType == "Gzip":
-		return unsupported("CompressionType Gzip")
-	case in.SplitType == "RecordIO" || in.SplitType == "TFRecord":
-		return unsupported("SplitType " + in.SplitType)
 	case j.MaxPayloadInMB != nil && *j.MaxPayloadInMB == 0:
 		return unsupported("MaxPayloadInMB 0 (unbounded, chunked payloads)")
 	case len(j.DataCaptureConfig) > 0 && string(j.DataCaptureConfig) != "null":
 		return unsupported("DataCaptureConfig")
 	}
-	if dp := j.DataProcessing; dp != nil {
-		identity := func(f string) bool { return f == "" || f == "$" }
-		if !identity(dp.InputFilter) || !identity(dp.OutputFilter) || dp.JoinSource == "Input" {
-			return unsupported("DataProcessing (InputFilter, OutputFilter, JoinSource Input)")
-		}
+	_, err := newProcessor(j)
+	return err
+}
+
+// newProcessor compiles the job's DataProcessing; nil when it has none.
+// SageMaker filters and joins JSON and CSV input only, so a binary
+// SplitType (RecordIO, TFRecord) cannot be combined with it, and the
+// content types must be ones the filters read.
+func newProcessor(j *TransformJobRequest) (*dataproc.Processor, error) {
+	dp := j.DataProcessing
+	if dp == nil {
+		return nil, nil
 	}
-	return nil
+	p, err := dataproc.New(dataproc.Config{
+		InputFilter:  dp.InputFilter,
+		OutputFilter: dp.OutputFilter,
+		JoinSource:   dp.JoinSource,
+		ContentType:  j.TransformInput.ContentType,
+		Accept:       j.TransformOutput.Accept,
+	})
+	if err != nil {
+		// The field comes first in err; drop the sentinel's own words so
+		// they do not repeat the prefix.
+		msg := strings.Replace(err.Error(), dataproc.ErrInvalidConfig.Error()+": ", "", 1)
+		return nil, fault.New(fault.Invalid, "Invalid DataProcessing: %s", msg)
+	}
+	if p.Identity() {
+		return nil, nil
+	}
+	if split := j.TransformInput.SplitType; split == "RecordIO" || split == "TFRecord" {
+		return nil, fault.New(fault.Invalid, "DataProcessing (InputFilter, OutputFilter, JoinSource Input) applies to JSON and CSV input only; it cannot be used with SplitType %s.", split)
+	}
+	return p, nil
 }
 
 // CreateTransformJob validates and stores a transform job as InProgress,
@@ -602,6 +625,10 @@ func (s *Service) runJob(ctx context.Context, name string, j *TransformJob) erro
 	if err != nil {
 		return err
 	}
+	proc, err := newProcessor(&req)
+	if err != nil {
+		return &batch.Failure{Reason: fault.Message(err)}
+	}
 	split := req.TransformInput.SplitType
 	if split == "" {
 		split = "None"
@@ -609,7 +636,9 @@ func (s *Service) runJob(ctx context.Context, name string, j *TransformJob) erro
 	bj := batch.Job{
 		InputBucket: in.Bucket, InputPrefix: in.Key,
 		OutputBucket: out.Bucket, OutputPrefix: out.Key,
-		SplitType: split, BatchStrategy: p.strategy, AssembleWith: req.TransformOutput.AssembleWith,
+		CompressionType: req.TransformInput.CompressionType,
+		SplitType:       split, BatchStrategy: p.strategy, AssembleWith: req.TransformOutput.AssembleWith,
+		Process:    proc,
 		Accept:     req.TransformOutput.Accept,
 		MaxPayload: int64(p.maxPayloadMB) << 20,
 		Slots:      n * p.maxConcurrent,

@@ -294,3 +294,6 @@ func lineEnd(record []byte) string {
 	}
 	return ""
 }
+
+// FiltersOutput reports whether an OutputFilter is set.
+func (p *Processor) FiltersOutput() bool { return p.out != nil }
