@@ -174,5 +174,7 @@ func TestTransformJobSurvivesKill9(t *testing.T) {
 			t.Errorf("output %s: %d bytes differ from the clean run's %d", k, len(g), len(w))
 		}
 	}
+	// The resumed job's instance ends with it.
+	waitUntil(t, 10*time.Second, func() bool { return len(modelPIDs(t, berth.Process.Pid)) == 0 })
 	t.Logf("%d of %d objects were done at the kill", done, objects)
 }
