@@ -298,6 +298,15 @@ func TestTransformJobValidation(t *testing.T) {
 			in.DataProcessing = &smtypes.DataProcessing{InputFilter: aws.String("$.features")}
 		}, "SplitType TFRecord"},
 		{"payload 0", func(in *sagemaker.CreateTransformJobInput) { in.MaxPayloadInMB = aws.Int32(0) }, "MaxPayloadInMB 0"},
+		{"loader variable in the environment", func(in *sagemaker.CreateTransformJobInput) {
+			in.Environment = map[string]string{"LD_PRELOAD": "../../artifacts/x.so"}
+		}, "LD_PRELOAD"},
+		{"berth's contract variable in the environment", func(in *sagemaker.CreateTransformJobInput) {
+			in.Environment = map[string]string{"SM_MODEL_DIR": "/"}
+		}, "SM_MODEL_DIR"},
+		{"NUL in an environment value", func(in *sagemaker.CreateTransformJobInput) {
+			in.Environment = map[string]string{"FOO": "a\x00b"}
+		}, "NUL"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -15,8 +15,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,6 +179,9 @@ func validateTransformJob(j *TransformJobRequest) error {
 		if len(val) > 10240 {
 			v.add("Value at 'environment' failed to satisfy constraint: Map value must have length less than or equal to 10240")
 		}
+		if strings.IndexByte(val, 0) >= 0 {
+			v.add("Value at 'environment.%s' failed to satisfy constraint: Member must not contain the NUL character", k)
+		}
 	}
 	v.required("transformInput", j.TransformInput != nil)
 	if in := j.TransformInput; in != nil {
@@ -315,6 +320,15 @@ func (s *Service) CreateTransformJob(ctx context.Context, req TransformJobReques
 	}
 	if m.PrimaryContainer == nil {
 		return fault.New(fault.Invalid, "berth does not support models without a PrimaryContainer for transform jobs yet.")
+	}
+	// The job's Environment reaches the model process as the model's own
+	// does, so it obeys the same rules (see checkProcessEnv).
+	if img, err := s.opts.Images.Resolve(m.PrimaryContainer.Image); err == nil && img.Kind == runtime.KindProcess {
+		for _, k := range slices.Sorted(maps.Keys(req.Environment)) {
+			if why := runtime.RefusedProcessEnv(k); why != "" {
+				return fault.New(fault.Invalid, "Environment variable %s at 'environment' is not allowed for image %s, which berth runs as a local process: %s.", k, m.PrimaryContainer.Image, why)
+			}
+		}
 	}
 	job := TransformJob{TransformJobRequest: req, Model: m.Model}
 	job.Model.Tags = nil
