@@ -34,16 +34,16 @@ var JSONAuthCatalog = AuthCatalog{
 
 // RuntimeAuthCatalog is SageMaker Runtime's table: the same codes as the
 // control plane, with 403 as the restJson services answer.
-var RuntimeAuthCatalog = AuthCatalog{
-	sigv4.Missing:              {"MissingAuthenticationTokenException", http.StatusForbidden},
-	sigv4.Malformed:            {"IncompleteSignatureException", http.StatusForbidden},
-	sigv4.UnknownKey:           {"UnrecognizedClientException", http.StatusForbidden},
-	sigv4.Mismatch:             {"InvalidSignatureException", http.StatusForbidden},
-	sigv4.Skewed:               {"InvalidSignatureException", http.StatusForbidden},
-	sigv4.Expired:              {"InvalidSignatureException", http.StatusForbidden},
-	sigv4.PayloadMismatch:      {"InvalidSignatureException", http.StatusForbidden},
-	sigv4.MissingContentSHA256: {"IncompleteSignatureException", http.StatusForbidden},
-	sigv4.BadChunk:             {"InvalidSignatureException", http.StatusForbidden},
+var RuntimeAuthCatalog = JSONAuthCatalog.withStatus(http.StatusForbidden)
+
+// withStatus returns a copy of c whose every entry answers status.
+func (c AuthCatalog) withStatus(status int) AuthCatalog {
+	out := make(AuthCatalog, len(c))
+	for k, e := range c {
+		e.Status = status
+		out[k] = e
+	}
+	return out
 }
 
 // S3AuthCatalog is S3's table (its errors are XML documents).
