@@ -2,6 +2,7 @@ package dataproc
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -381,5 +382,30 @@ func TestConcurrentUse(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestUnionsCannotMultiply: a filter whose unions select the same values at
+// every segment is refused instead of multiplying the record.
+func TestUnionsCannotMultiply(t *testing.T) {
+	p, err := New(Config{InputFilter: "$[*,*,*,*,*,*][*,*,*,*,*,*][*,*,*,*,*,*][*,*,*,*,*,*]", ContentType: "application/json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := "[" + strings.Repeat("1,", 5) + "1]"
+	rec := []byte("[" + strings.Repeat(row+",", 5) + row + "]")
+	rec = []byte("[" + strings.Repeat(string(rec)+",", 5) + string(rec) + "]")
+	rec = []byte("[" + strings.Repeat(string(rec)+",", 5) + string(rec) + "]")
+	out, err := p.Input(rec)
+	if !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Input = %d bytes, %v; want ErrUnsupported", len(out), err)
+	}
+	// An ordinary union still works.
+	q, err := New(Config{InputFilter: "$[0,2]", ContentType: "application/json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := q.Input([]byte("[1,2,3]")); err != nil || string(out) != "[1,3]" {
+		t.Fatalf("$[0,2] = %q, %v", out, err)
 	}
 }

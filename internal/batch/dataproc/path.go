@@ -154,11 +154,30 @@ func (f *filter) apply(root value) (value, error) {
 		if len(nodes) == 0 {
 			return value{}, f.noMatch("no element matches")
 		}
+		// Unions may select the same values again at every segment
+		// ($[*,*][*,*]…), which multiplies the result; a selection of
+		// more values than the record holds is refused before it can
+		// grow past the record's size many times over.
+		if len(nodes) > len(sels) && len(nodes) > countValues(root) {
+			return value{}, fmt.Errorf("%w: %s selects more values than the record holds", ErrUnsupported, f.expr)
+		}
 	}
 	if f.definite {
 		return nodes[0], nil
 	}
 	return value{kind: kindArray, arr: nodes}, nil
+}
+
+// countValues returns the number of values in v, v included.
+func countValues(v value) int {
+	n := 1
+	for _, e := range v.arr {
+		n += countValues(e)
+	}
+	for _, m := range v.obj {
+		n += countValues(m.val)
+	}
+	return n
 }
 
 // definitePrefix reports whether all segments but the last are definite.
