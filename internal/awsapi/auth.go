@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/berth-io/berth/internal/awsapi/sigv4"
 	"github.com/berth-io/berth/internal/fault"
@@ -169,7 +170,13 @@ func (rt *router) authenticateS3(w http.ResponseWriter, r *http.Request) (http.R
 	}
 	a, err := sigv4.Parse(req)
 	if sigv4.IsPresignedV2Error(err) {
-		// boto3's default presigned S3 URLs: the body is not signed.
+		// boto3's default presigned S3 URLs: the body is not signed. A
+		// version 2 signature covers the path, not the Host, so on a
+		// virtual host (bucket.localhost) the same URL would address
+		// another bucket: such URLs must name the bucket in the path.
+		if host, _, _ := strings.Cut(strings.ToLower(r.Host), ":"); strings.HasSuffix(strings.TrimSuffix(host, "."), ".localhost") {
+			return deny(&sigv4.Error{Code: sigv4.Malformed, Msg: "a signature version 2 URL must name its bucket in the path, not the Host; presign it for path-style addressing or with signature version 4"})
+		}
 		if err := rt.s.Verifier.VerifyPresignedV2(req); err != nil {
 			return deny(err)
 		}
