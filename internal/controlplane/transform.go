@@ -599,22 +599,7 @@ func (s *Service) runJob(ctx context.Context, name string, j *TransformJob) erro
 
 	// The container's own answer fills in what the request left out.
 	if ep := executionParameters(ctx, started[0].URL()); ep != nil {
-		if (req.MaxConcurrentTransforms == nil || *req.MaxConcurrentTransforms == 0) && ep.MaxConcurrentTransforms > 0 {
-			p.maxConcurrent = ep.MaxConcurrentTransforms
-		}
-		if req.MaxPayloadInMB == nil && ep.MaxPayloadInMB > 0 && ep.MaxPayloadInMB <= 100 {
-			p.maxPayloadMB = ep.MaxPayloadInMB
-		}
-		if req.BatchStrategy == "" {
-			switch ep.BatchStrategy {
-			case "MULTI_RECORD", "MultiRecord":
-				if split := req.TransformInput.SplitType; split != "" && split != "None" {
-					p.strategy = "MultiRecord"
-				}
-			case "SINGLE_RECORD", "SingleRecord":
-				p.strategy = "SingleRecord"
-			}
-		}
+		p = p.withExecutionParameters(&req, ep)
 	}
 
 	table := "transform-job:" + loopKey(name)
@@ -702,6 +687,34 @@ func invokeError(err error) error {
 		return &batch.RetryableError{Err: err}
 	}
 	return err
+}
+
+// withExecutionParameters returns p with what the request left out taken
+// from the container's answer to GET /execution-parameters.
+func (p jobParams) withExecutionParameters(req *TransformJobRequest, ep *execParams) jobParams {
+	if (req.MaxConcurrentTransforms == nil || *req.MaxConcurrentTransforms == 0) && ep.MaxConcurrentTransforms > 0 {
+		p.maxConcurrent = ep.MaxConcurrentTransforms
+	}
+	if req.MaxPayloadInMB == nil && ep.MaxPayloadInMB > 0 && ep.MaxPayloadInMB <= 100 {
+		p.maxPayloadMB = ep.MaxPayloadInMB
+	}
+	if req.BatchStrategy == "" {
+		switch ep.BatchStrategy {
+		case "MULTI_RECORD", "MultiRecord":
+			if split := req.TransformInput.SplitType; split != "" && split != "None" {
+				p.strategy = "MultiRecord"
+			}
+		case "SINGLE_RECORD", "SingleRecord":
+			p.strategy = "SingleRecord"
+		}
+	}
+	// The container is not trusted to size berth's memory: its answer
+	// keeps to the limit the request itself must meet
+	// (MaxConcurrentTransforms × MaxPayloadInMB ≤ 100 MB).
+	if p.maxConcurrent*p.maxPayloadMB > 100 {
+		p.maxConcurrent = max(1, 100/p.maxPayloadMB)
+	}
+	return p
 }
 
 // execParams is a container's answer to GET /execution-parameters.
