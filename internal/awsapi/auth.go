@@ -143,9 +143,17 @@ func (rt *router) authenticate(w http.ResponseWriter, r *http.Request, p protoco
 		WriteError(w, r, rt.logger, catalog, auth.Translate(err))
 		return w, r, false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Body = BufferedBody{bytes.NewReader(body)}
 	return w, r, true
 }
+
+// BufferedBody is a request body already read whole into memory (to
+// check its signature): a handler that answers without reading it need
+// not close the connection to skip the rest.
+type BufferedBody struct{ *bytes.Reader }
+
+// Close does nothing: the bytes are in memory.
+func (BufferedBody) Close() error { return nil }
 
 // maxBufferedS3Body: S3 bodies up to this size are read whole and checked
 // against x-amz-content-sha256 before the S3 handler runs.

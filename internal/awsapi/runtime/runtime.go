@@ -133,7 +133,7 @@ func (h *Handler) invoke(w http.ResponseWriter, r *http.Request, endpoint string
 	}
 	s, err := h.router.Open(r.Context(), endpoint, req)
 	if err != nil {
-		if req.BodyReader != nil && !body.cleared {
+		if _, inMemory := r.Body.(awsapi.BufferedBody); req.BodyReader != nil && !body.cleared && !inMemory {
 			// The body was not read to its end: do not wait for the rest
 			// (net/http would, to keep the connection), close instead.
 			w.Header().Set("Connection", "close")
